@@ -1,0 +1,83 @@
+#pragma once
+// The kernel list every backend implements (internal). The ops layer (src/ops) validates arguments
+// and prepares layouts as each kernel's contract says; kernels trust their inputs.
+#include <cstdint>
+
+#include "ember/ops.h"
+
+namespace ember::backend {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // ---- memory (device pointers; the CPU backend uses host memory, 64-byte aligned) ----
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr) noexcept = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_on_device(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- kernels; `out` tensors are contiguous and already allocated on this device ----
+  // out: any dtype. value converted to the dtype.
+  virtual void fill(const Tensor& out, double value) = 0;
+  // out[i] = start + i*step, computed in double then converted.
+  virtual void arange(const Tensor& out, double start, double step) = 0;
+  // out f32: philox_uniform / philox_normal(seed, offset + i) (generator.h).
+  virtual void random(const Tensor& out, bool normal, uint64_t seed, uint64_t offset) = 0;
+  // src and dst have the same shape and any strides (src strides may be 0), any dtypes: converts
+  // (float->int truncates toward zero, anything->bool is != 0). dst need not be contiguous.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // x: out's shape, any strides, same dtype as out. Float dtypes for all ops; Neg/Abs/Square also
+  // on i32/i64; Not on bool.
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, float a, float b) = 0;
+  // a, b: out's shape (broadcast via 0 strides), any strides, one common dtype; out has that dtype
+  // (Bool for comparisons Eq..Ge; And/Or take and give Bool).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // cond (Bool), a, b: out's shape with any strides; a, b, out share a dtype.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // x contiguous, seen as [outer, n, inner]; out contiguous [outer, inner]. Float x: out has x's
+  // dtype (ArgMax/ArgMin: i64). Integer x: Sum gives i64, Max/Min keep the dtype. f32 accumulation
+  // (f64 for Sum/Mean of f32 is not required). n >= 1.
+  virtual void reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inner,
+                      const Tensor& out) = 0;
+  // x contiguous float [outer, n, inner], out same shape and dtype; max-subtracted, f32 math.
+  virtual void softmax(const Tensor& x, int64_t outer, int64_t n, int64_t inner, bool log,
+                       const Tensor& out) = 0;
+  // x contiguous float [rows, n]; weight [n] contiguous, any float dtype; out like x.
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
+  // weight, bias: [n] contiguous any float dtype, or undefined (no scale / no shift).
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                          const Tensor& out) = 0;
+  // x contiguous float [rows, n]; values [rows, k] x's dtype, indices [rows, k] i64; sorted
+  // descending, ties broken by lower index; NaN counts as larger than any number (torch).
+  virtual void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices) = 0;
+  // x contiguous [outer, n, inner] any dtype; index contiguous i64 [m], values in [0, n)
+  // (checked by ops); out [outer, m, inner] x's dtype.
+  virtual void index_select(const Tensor& x, int64_t outer, int64_t n, int64_t inner,
+                            const Tensor& index, const Tensor& out) = 0;
+  // x contiguous [outer, n, inner]; index contiguous i64 [outer, m, inner] in [0, n);
+  // out[o, j, i] = x[o, index[o, j, i], i].
+  virtual void gather(const Tensor& x, int64_t outer, int64_t n, int64_t inner,
+                      const Tensor& index, const Tensor& out) = 0;
+  // a: [B, M, K] (trans_a: [B, K, M]); b: [B, K, N] (trans_b: [B, N, K]). The last two dims of
+  // each are row-major contiguous; the batch stride may be 0 (broadcast) or any value.
+  // a, b each f32, f16 or bf16 (may differ); out [B, M, N] contiguous, f32 or (when a and b
+  // share a 16-bit dtype) that dtype; f32 accumulation.
+  virtual void matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b,
+                      const Tensor& out) = 0;
+  // blocks u8 [R, C/32, 16], scales u8 [R, C/32], contiguous; out [R, C] contiguous f32/f16/bf16.
+  virtual void mxfp4_dequantize(const Tensor& blocks, const Tensor& scales, const Tensor& out) = 0;
+  // x contiguous [M, K] f32; W = (blocks [N, K/32, 16], scales [N, K/32]) contiguous;
+  // bias [N] contiguous any float dtype or undefined; out [M, N] f32: out = x W^T + bias.
+  virtual void mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales,
+                            const Tensor& bias, const Tensor& out) = 0;
+};
+
+// The backend for a device; throws ember::Error if ember was built without CUDA or the device
+// index does not exist.
+Backend& backend_for(Device device);
+Backend& cpu();
+
+}  // namespace ember::backend

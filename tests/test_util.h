@@ -1,0 +1,45 @@
+#pragma once
+// Shared test helpers: the devices to run on, random inputs, and tolerance checks.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ember/ops.h"
+
+namespace ember::test {
+
+// CPU always; CUDA devices when ember was built with CUDA and a GPU is visible.
+// EMBER_TEST_DEVICES=cpu or =cuda restricts the list.
+std::vector<Device> test_devices();
+
+// Printable name for parameterised tests ("cpu", "cuda0").
+std::string device_test_name(const testing::TestParamInfo<Device>& info);
+
+// Random f32 values in [lo, hi) from a seeded std::mt19937 (independent of ember's generator).
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+// Max |a - b| / (atol + rtol * |b|) <= 1 over all elements; reports the worst index.
+testing::AssertionResult all_close(const std::vector<float>& actual,
+                                   const std::vector<float>& expected, float rtol, float atol);
+testing::AssertionResult all_close(const Tensor& actual, const std::vector<float>& expected,
+                                   float rtol, float atol);
+
+// A fresh temporary directory, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace ember::test
+
+// INSTANTIATE_TEST_SUITE_P over every available device.
+#define EMBER_INSTANTIATE_DEVICES(Suite) \
+  INSTANTIATE_TEST_SUITE_P(Devices, Suite, testing::ValuesIn(::ember::test::test_devices()), \
+                           ::ember::test::device_test_name)

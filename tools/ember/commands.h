@@ -1,0 +1,29 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself on the CLI11 app from main.cpp.
+// A subcommand's run function throws ember::Error for user-facing failures; main prints one line.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "ember/core/device.h"
+
+namespace ember::cli {
+
+// Options shared by every subcommand (set on the top-level app, parsed before the subcommand runs).
+struct GlobalOptions {
+  int threads = 0;             // --threads, 0 = all cores
+  std::string device = "cpu";  // --device cpu|cuda[:N]
+  int verbosity = 0;           // -v (+1 each), -q (-1)
+  Device parsed_device() const { return Device::parse(device); }
+};
+
+// Registers one subcommand; the callback installed on it runs after global options are applied.
+using Register = void (*)(CLI::App& app, const GlobalOptions& global);
+
+void register_inspect(CLI::App& app, const GlobalOptions& global);
+
+// True when stdout / stderr is a terminal (progress displays draw only then).
+bool stderr_is_terminal();
+
+}  // namespace ember::cli
