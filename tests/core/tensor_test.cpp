@@ -11,7 +11,7 @@ namespace ember {
 namespace {
 
 std::vector<float> iota(int64_t n) {
-  std::vector<float> v(size_t(n));
+  std::vector<float> v(static_cast<size_t>(n));
   std::iota(v.begin(), v.end(), 0.f);
   return v;
 }

@@ -15,7 +15,7 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
     set_num_threads(threads);
     EXPECT_EQ(num_threads(), threads);
     for (int64_t n : {0, 1, 7, 1000, 100003}) {
-      std::vector<std::atomic<int>> hits(size_t(n));
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
       parallel_for(n, 16, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
       });

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Goldens for ember's building blocks, produced by running the public reference code.
+
+References (staged unmodified under .ref/ by tests/golden/stage_refs.sh, never committed):
+  - openai/gpt-oss gpt_oss/torch/model.py: RotaryEmbedding (YaRN), sdpa (sinks, window, GQA)
+  - Wan-Video/Wan2.1 wan/modules/model.py: rope_params, rope_apply (3D RoPE)
+  - transformers (installed): BLOOM's build_alibi_tensor (ALiBi slopes)
+Writes tests/data/nn/primitives_golden.safetensors (float32 unless noted).
+Run where torch, safetensors and transformers are installed:
+  python3 tests/golden/primitives_golden.py [--out tests/data/nn]
+"""
+import argparse
+import ast
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REF = os.path.join(ROOT, ".ref")
+sys.path.insert(0, REF)
+
+from gpt_oss.torch.model import RotaryEmbedding, sdpa  # noqa: E402
+
+
+def load_functions(path, names):
+    """Runs the named top-level functions of a reference file without importing its module
+    (Wan's model.py imports flash-attention and diffusers, which the functions do not need)."""
+    src = open(path).read()
+    tree = ast.parse(src)
+    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    for n in keep:  # drop @amp.autocast decorators: they only disable autocast
+        n.decorator_list = []
+    ns = {"torch": torch, "math": math}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), ns)
+    return [ns[n] for n in names]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "data", "nn"))
+    args = ap.parse_args()
+    torch.manual_seed(1234)
+    g = {}
+
+    # --- YaRN RoPE, gpt-oss parameters (head_dim 64, theta 150000, factor 32) ---
+    rope = RotaryEmbedding(64, 150000, torch.float32, initial_context_length=4096,
+                           scaling_factor=32.0, ntk_alpha=1.0, ntk_beta=32.0, device="cpu")
+    conc, inv = rope._compute_concentration_and_inv_freq()
+    g["yarn.inv_freq"] = inv.float()
+    g["yarn.concentration"] = torch.tensor([conc], dtype=torch.float32)
+    cos, sin = rope._compute_cos_sin(4200)
+    rows = torch.tensor(list(range(0, 16)) + list(range(1000, 1008)) + list(range(4190, 4200)))
+    g["yarn.rows"] = rows.to(torch.int64)
+    g["yarn.cos"] = cos[rows].contiguous()
+    g["yarn.sin"] = sin[rows].contiguous()
+    # Application to q [tokens, kv_heads, q_mult, 64] and k [tokens, kv_heads, 64].
+    q = torch.randn(12, 2, 3, 64)
+    k = torch.randn(12, 2, 64)
+    qo, ko = rope(q.clone(), k.clone())
+    g["yarn.q"], g["yarn.k"], g["yarn.q_out"], g["yarn.k_out"] = q, k, qo, ko
+
+    # --- plain RoPE (no scaling), head_dim 32, theta 10000 ---
+    plain = RotaryEmbedding(32, 10000, torch.float32, scaling_factor=1.0, device="cpu")
+    _, inv = plain._compute_concentration_and_inv_freq()
+    g["plain.inv_freq"] = inv.float()
+    x = torch.randn(9, 4, 32)
+    xo, _ = plain(x.clone(), x[:, :1].clone())
+    g["plain.x"], g["plain.x_out"] = x, xo
+
+    # --- 3D RoPE (Wan): head_dim 48 -> split (16, 16, 16); grid f=3, h=4, w=5 ---
+    rope_params, rope_apply = load_functions(os.path.join(REF, "wan", "model.py"),
+                                             ["rope_params", "rope_apply"])
+    d = 48
+    freqs = torch.cat([rope_params(1024, d - 4 * (d // 6)), rope_params(1024, 2 * (d // 6)),
+                       rope_params(1024, 2 * (d // 6))], dim=1)
+    f, h, w = 3, 4, 5
+    x3 = torch.randn(1, f * h * w, 2, d)
+    out3 = rope_apply(x3, torch.tensor([[f, h, w]]), freqs)
+    g["rope3d.x"], g["rope3d.out"] = x3[0], out3[0].float()
+
+    # --- SDPA with learned sinks, sliding window and GQA (gpt-oss sdpa) ---
+    T, KV, M, D = 24, 2, 3, 16
+    Q, K, V = torch.randn(T, KV, M, D), torch.randn(T, KV, D), torch.randn(T, KV, D)
+    S = torch.randn(KV * M)
+    g["sdpa.q"], g["sdpa.k"], g["sdpa.v"], g["sdpa.sinks"] = Q, K, V, S
+    g["sdpa.out_full"] = sdpa(Q, K, V, S, 0.25, 0)
+    g["sdpa.out_window5"] = sdpa(Q, K, V, S, 0.25, 5)
+
+    # --- ALiBi slopes (transformers' BLOOM implementation) ---
+    from transformers.models.bloom.modeling_bloom import build_alibi_tensor
+    for heads in (5, 8, 12, 16, 24, 64):
+        alibi = build_alibi_tensor(torch.ones(1, 4), heads, torch.float32)  # [heads, 1, 4]
+        g[f"alibi.slopes{heads}"] = alibi[:, 0, 1].contiguous()
+
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "primitives_golden.safetensors")
+    save_file({k: v.contiguous() for k, v in g.items()}, path,
+              metadata={"generator": "tests/golden/primitives_golden.py"})
+    print("wrote", path, sum(v.numel() * v.element_size() for v in g.values()), "bytes")
+
+
+if __name__ == "__main__":
+    main()
