@@ -7,6 +7,16 @@
 
 namespace ember::backend {
 
+// Scalar parameters of the fused attention kernel (see nn/attention.h for the semantics).
+struct AttentionParams {
+  float scale = 1.0f;
+  bool causal = false;
+  int64_t window = 0;
+  int64_t sink_positions = 0;
+  int64_t q_offset = 0;
+  bool quiet_softmax = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -73,6 +83,15 @@ class Backend {
   // bias [N] contiguous any float dtype or undefined; out [M, N] f32: out = x W^T + bias.
   virtual void mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales,
                             const Tensor& bias, const Tensor& out) = 0;
+  // Fused attention. q [B, Hq, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv]: f32, any strides
+  // with the last dim contiguous. sinks: f32 [Hq] contiguous or undefined. bias: f32 and mask:
+  // bool, each expanded to [B, Hq, Tq, Tk] (0 strides allowed) or undefined. q_positions: i64
+  // [Tq] contiguous or undefined (then query i is at q_offset + i). key_positions: i64 [Tk]
+  // contiguous or undefined (then key j is at j). out: [B, Hq, Tq, Dv] f32.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks,
+                         const Tensor& bias, const Tensor& mask, const Tensor& q_positions,
+                         const Tensor& key_positions,
+                         const AttentionParams& params, const Tensor& out) = 0;
 };
 
 // The backend for a device; throws ember::Error if ember was built without CUDA or the device

@@ -40,6 +40,10 @@ class CudaBackend final : public Backend {
   void mxfp4_dequantize(const Tensor& blocks, const Tensor& scales, const Tensor& out) override;
   void mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales, const Tensor& bias,
                     const Tensor& out) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks,
+                 const Tensor& bias, const Tensor& mask, const Tensor& q_positions,
+                 const Tensor& key_positions,
+                 const AttentionParams& params, const Tensor& out) override;
 
  private:
   int device_index_;
