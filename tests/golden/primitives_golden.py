@@ -4,7 +4,7 @@
 References (staged unmodified under .ref/ by tests/golden/stage_refs.sh, never committed):
   - openai/gpt-oss gpt_oss/torch/model.py: RotaryEmbedding (YaRN), sdpa (sinks, window, GQA)
   - Wan-Video/Wan2.1 wan/modules/model.py: rope_params, rope_apply (3D RoPE)
-  - transformers (installed): BLOOM's build_alibi_tensor (ALiBi slopes)
+  - transformers (installed): BLOOM's build_alibi_tensor (ALiBi slopes), logits processors
 Writes tests/data/nn/primitives_golden.safetensors (float32 unless noted).
 Run where torch, safetensors and transformers are installed:
   python3 tests/golden/primitives_golden.py [--out tests/data/nn]
@@ -94,6 +94,29 @@ def main():
     for heads in (5, 8, 12, 16, 24, 64):
         alibi = build_alibi_tensor(torch.ones(1, 4), heads, torch.float32)  # [heads, 1, 4]
         g[f"alibi.slopes{heads}"] = alibi[:, 0, 1].contiguous()
+
+    # --- logits processors (transformers), applied in ember's order ---
+    from transformers.generation.logits_process import (MinPLogitsWarper,
+                                                        RepetitionPenaltyLogitsProcessor,
+                                                        TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+    logits = torch.randn(1, 64) * 3
+    history = torch.tensor([[3, 9, 9, 17, 40, 63, 3]])
+    g["sampler.logits"], g["sampler.history"] = logits[0], history[0].to(torch.int64)
+    x = RepetitionPenaltyLogitsProcessor(1.3)(history, logits.clone())
+    g["sampler.after_repetition"] = x[0]
+    x = TemperatureLogitsWarper(0.7)(history, x)
+    g["sampler.after_temperature"] = x[0]
+    x = TopKLogitsWarper(20)(history, x)
+    g["sampler.after_top_k"] = x[0]
+    x = TopPLogitsWarper(0.8)(history, x)
+    g["sampler.after_top_p"] = x[0]
+    x = MinPLogitsWarper(0.05)(history, x)
+    g["sampler.after_min_p"] = x[0]
+    y = MinPLogitsWarper(0.2, min_tokens_to_keep=3)(history, logits.clone())
+    g["sampler.min_p_only"] = y[0]
+    y = TopPLogitsWarper(0.3, min_tokens_to_keep=2)(history, logits.clone())
+    g["sampler.top_p_only"] = y[0]
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "primitives_golden.safetensors")

@@ -1,0 +1,48 @@
+#pragma once
+// The autoregressive runner: prefill the prompt in chunks, then decode one token at a time until
+// a stop token, the token budget or the context limit.
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "ember/generate/sampler.h"
+
+namespace ember::generate {
+
+// What the runner drives. The model keeps its own caches: forward continues from start_pos.
+class CausalModel {
+ public:
+  virtual ~CausalModel() = default;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t max_context() const = 0;
+  // Runs `tokens` at positions start_pos.. and returns f32 logits [T, vocab] (all_logits) or
+  // [1, vocab] for the last token only.
+  virtual Tensor forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) = 0;
+  virtual void reset() = 0;
+};
+
+enum class StopReason { StopToken, MaxTokens, ContextFull, Callback };
+const char* stop_reason_name(StopReason r);
+
+struct RunnerOptions {
+  int64_t max_tokens = 128;
+  std::vector<int32_t> stop_tokens;
+  int64_t prefill_chunk = 256;
+  SamplingConfig sampling;
+  uint64_t seed = 0;
+  // Called for each generated token (stop tokens included); return false to stop.
+  std::function<bool(int32_t token)> on_token;
+};
+
+struct RunResult {
+  std::vector<int32_t> tokens;  // generated tokens (a final stop token included)
+  StopReason reason = StopReason::MaxTokens;
+  int64_t prompt_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+// Resets the model, then prefills and decodes. The prompt must be non-empty and leave room in the
+// context (a clear error says by how much it does not).
+RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerOptions& options);
+
+}  // namespace ember::generate
