@@ -95,6 +95,26 @@ def main():
         alibi = build_alibi_tensor(torch.ones(1, 4), heads, torch.float32)  # [heads, 1, 4]
         g[f"alibi.slopes{heads}"] = alibi[:, 0, 1].contiguous()
 
+    # --- patch embedding / unpatchify (torch.nn.functional conv and transposed conv) ---
+    F = torch.nn.functional
+    x2 = torch.randn(2, 3, 8, 12)
+    w2, b2 = torch.randn(10, 3, 4, 4), torch.randn(10)
+    g["patch2d.x"], g["patch2d.w"], g["patch2d.b"] = x2, w2, b2
+    g["patch2d.out"] = F.conv2d(x2, w2, b2, stride=4).flatten(2).transpose(1, 2).contiguous()
+    t2 = torch.randn(2, 6, 10)  # tokens [B, N = 2*3, D]
+    wt2, bt2 = torch.randn(10, 3, 4, 4), torch.randn(3)
+    g["unpatch2d.tokens"], g["unpatch2d.w"], g["unpatch2d.b"] = t2, wt2, bt2
+    g["unpatch2d.out"] = F.conv_transpose2d(t2.transpose(1, 2).reshape(2, 10, 2, 3), wt2, bt2, stride=4)
+    x3 = torch.randn(1, 2, 4, 6, 4)
+    w3, b3 = torch.randn(5, 2, 2, 3, 2), torch.randn(5)
+    g["patch3d.x"], g["patch3d.w"], g["patch3d.b"] = x3, w3, b3
+    g["patch3d.out"] = F.conv3d(x3, w3, b3, stride=(2, 3, 2)).flatten(2).transpose(1, 2).contiguous()
+    t3 = torch.randn(1, 8, 5)  # grid (2, 2, 2)
+    wt3, bt3 = torch.randn(5, 2, 2, 3, 2), torch.randn(2)
+    g["unpatch3d.tokens"], g["unpatch3d.w"], g["unpatch3d.b"] = t3, wt3, bt3
+    g["unpatch3d.out"] = F.conv_transpose3d(t3.transpose(1, 2).reshape(1, 5, 2, 2, 2), wt3, bt3,
+                                            stride=(2, 3, 2))
+
     # --- logits processors (transformers), applied in ember's order ---
     from transformers.generation.logits_process import (MinPLogitsWarper,
                                                         RepetitionPenaltyLogitsProcessor,
