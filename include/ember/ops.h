@@ -14,6 +14,9 @@
 
 namespace ember {
 
+// Result dtype of mixing a and b (the rule above).
+DType promote_types(DType a, DType b);
+
 // ---- creation ----
 Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
 Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());

@@ -27,7 +27,10 @@ class Pool {
     stop();
     size_ = std::max(1, n);
     stopping_ = false;
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { work(i); });
+    // Workers start from the current generation, read here (no run can start meanwhile: we hold
+    // run_mutex_), so a run issued before a worker first waits is never missed.
+    const uint64_t start = generation_;
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, start] { work(start); });
   }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& task) {
@@ -63,12 +66,7 @@ class Pool {
     t_inside_pool = false;
   }
 
-  void work(int) {
-    uint64_t seen;
-    {
-      std::lock_guard lock(mutex_);
-      seen = generation_;
-    }
+  void work(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock lock(mutex_);

@@ -18,14 +18,14 @@ TEST(Rope, YarnFrequenciesFollowTheRamp) {
   auto f = rope_frequencies(gpt_oss_rope());
   ASSERT_EQ(f.inv_freq.size(), 32u);
   EXPECT_NEAR(f.concentration, 0.1 * std::log(32.0) + 1.0, 1e-6);
-  // Below `low` (~8.09) the ramp is 0: pure interpolation 1/(32 freq); above `high` (~17.4) pure
-  // extrapolation 1/freq.
-  EXPECT_NEAR(f.inv_freq[0], 1.0 / 32.0, 1e-9);
+  // Below `low` (~8.09) the ramp is 0: pure extrapolation 1/freq (high frequencies kept); above
+  // `high` (~17.4) pure interpolation 1/(32 freq).
+  EXPECT_EQ(f.inv_freq[0], 1.0f);
   double freq31 = std::pow(150000.0, 62.0 / 64.0);
-  EXPECT_NEAR(f.inv_freq[31], 1.0 / freq31, 1e-6 / freq31);
+  EXPECT_NEAR(f.inv_freq[31], 1.0 / (32 * freq31), 1e-6 / (32 * freq31));
   for (size_t i = 1; i < 32; ++i) EXPECT_LT(f.inv_freq[i], f.inv_freq[i - 1]);
   EXPECT_THROW(rope_frequencies({.head_dim = 63}), Error);
-  EXPECT_THROW(rope_frequencies({.head_dim = 8, .theta = 150000.0, .yarn = YarnScaling{}}), Error);
+  EXPECT_THROW(rope_frequencies({.head_dim = 4, .theta = 150000.0, .yarn = YarnScaling{}}), Error);
 }
 
 class RopeDevice : public testing::TestWithParam<Device> {};

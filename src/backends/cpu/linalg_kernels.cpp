@@ -1,0 +1,201 @@
+// CPU matrix products: f32 GEMM through CBLAS; 16-bit weights converted tile by tile (or read
+// directly by a GEMV when there are few rows); MXFP4 decoded block by block, never whole.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/kernel_util.h"
+#include "ember/core/mxfp4.h"
+
+namespace ember::backend {
+
+using namespace cpu_util;
+
+namespace {
+
+// One BLAS thread: ember's own pool provides the parallelism (DESIGN.md, Threads).
+struct BlasThreads {
+  BlasThreads() {
+#if defined(OPENBLAS_VERSION) || defined(OPENBLAS_CONST)
+    openblas_set_num_threads(1);
+#endif
+  }
+};
+
+template <typename T>
+float to_f(T v) {
+  return float(v);
+}
+
+// Converts rows [r0, r1) of a [R, C] matrix of type T (row stride ld) to f32.
+template <typename T>
+void rows_to_f32(const T* src, int64_t ld, int64_t r0, int64_t r1, int64_t C, float* dst) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < C; ++c) dst[(r - r0) * C + c] = to_f(src[r * ld + c]);
+}
+
+// f32 view of a [R, C] row-major matrix (converted when 16-bit).
+std::vector<float> as_f32(const Tensor& t, const void* base, int64_t R, int64_t C, int64_t ld) {
+  std::vector<float> out(static_cast<size_t>(R * C));
+  dispatch(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_float_v<T>) {
+      const T* p = static_cast<const T*>(base);
+      parallel_for(R, std::max<int64_t>(1, 65536 / std::max<int64_t>(C, 1)), [&](int64_t b, int64_t e) {
+        rows_to_f32(p, ld, b, e, C, out.data() + b * C);
+      });
+    }
+  });
+  return out;
+}
+
+// y[m, n] = sum_k x[m, k] w[n, k] for few rows m, reading the 16-bit/f32 weight once.
+template <typename W>
+void gemv_rows(const float* x, int64_t M, int64_t K, const W* w, int64_t ldw, float* y, int64_t ldy) {
+  parallel_for(/*N*/ ldy, 16, [&](int64_t b, int64_t e) {
+    std::vector<float> row(static_cast<size_t>(K));
+    for (int64_t n = b; n < e; ++n) {
+      const W* wr = w + n * ldw;
+      for (int64_t k = 0; k < K; ++k) row[size_t(k)] = to_f(wr[k]);
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xr = x + m * K;
+        float s[8] = {};
+        int64_t k = 0;
+        for (; k + 8 <= K; k += 8)
+          for (int j = 0; j < 8; ++j) s[j] += xr[k + j] * row[size_t(k + j)];
+        float t = 0;
+        for (; k < K; ++k) t += xr[k] * row[size_t(k)];
+        y[m * ldy + n] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const Tensor& out) {
+  static BlasThreads once;
+  const int64_t B = out.dim(0), M = out.dim(1), N = out.dim(2);
+  const int64_t K = trans_a ? a.dim(1) : a.dim(2);
+  const int64_t lda = a.strides()[1], ldb = b.strides()[1];
+  const size_t ea = dtype_size(a.dtype()), eb = dtype_size(b.dtype());
+  const bool f32_out = out.dtype() == DType::F32;
+  std::vector<float> tmp_out;
+  for (int64_t bi = 0; bi < B; ++bi) {
+    const char* ap = static_cast<const char*>(a.raw_data()) + bi * a.strides()[0] * int64_t(ea);
+    const char* bp = static_cast<const char*>(b.raw_data()) + bi * b.strides()[0] * int64_t(eb);
+    float* op = f32_out ? out.data<float>() + bi * M * N : nullptr;
+    if (!f32_out) {
+      tmp_out.assign(size_t(M * N), 0.f);
+      op = tmp_out.data();
+    }
+    // Few rows against a [N, K] weight: read the weight once in its own dtype.
+    if (M <= 8 && !trans_a && trans_b) {
+      std::vector<float> xf = as_f32(a, ap, M, K, lda);
+      dispatch(b.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (is_float_v<T>) gemv_rows(xf.data(), M, K, reinterpret_cast<const T*>(bp), ldb, op, N);
+      });
+    } else {
+      const int64_t ar = trans_a ? K : M, ac = trans_a ? M : K;
+      const int64_t br = trans_b ? N : K, bc = trans_b ? K : N;
+      std::vector<float> af, bf;
+      const float* A = reinterpret_cast<const float*>(ap);
+      const float* Bm = reinterpret_cast<const float*>(bp);
+      int64_t la = lda, lb = ldb;
+      if (a.dtype() != DType::F32) af = as_f32(a, ap, ar, ac, lda), A = af.data(), la = ac;
+      if (b.dtype() != DType::F32) bf = as_f32(b, bp, br, bc, ldb), Bm = bf.data(), lb = bc;
+      // Split the M rows over ember's threads; each calls single-threaded sgemm on its slice.
+      const int64_t grain = std::max<int64_t>(16, (M + num_threads() - 1) / num_threads());
+      parallel_for(M, grain, [&](int64_t m0, int64_t m1) {
+        const float* As = trans_a ? A + m0 : A + m0 * la;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                    int(m1 - m0), int(N), int(K), 1.0f, As, int(la), Bm, int(lb), 0.0f, op + m0 * N, int(N));
+      });
+    }
+    if (!f32_out) {
+      dispatch(out.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        T* o = static_cast<T*>(out.raw_data()) + bi * M * N;
+        for (int64_t i = 0; i < M * N; ++i) store(o + i, double(tmp_out[size_t(i)]));
+      });
+    }
+  }
+}
+
+namespace {
+
+// 2^(s - 127) as the reference's torch.ldexp does (s = 0 gives 2^-127, a subnormal f32).
+inline float ue8_scale(uint8_t s) { return std::ldexp(1.0f, int(s) - 127); }
+
+// Decodes one 32-value block into f32.
+inline void decode_block(const uint8_t* blk, uint8_t scale, float* out) {
+  const float sc = ue8_scale(scale);
+  for (int j = 0; j < 16; ++j) {
+    out[2 * j] = kFp4Values[blk[j] & 0x0f] * sc;
+    out[2 * j + 1] = kFp4Values[blk[j] >> 4] * sc;
+  }
+}
+
+}  // namespace
+
+void CpuBackend::mxfp4_dequantize(const Tensor& blocks, const Tensor& scales, const Tensor& out) {
+  const int64_t R = blocks.dim(0), nb = blocks.dim(1), C = nb * 32;
+  const uint8_t* bp = static_cast<const uint8_t*>(blocks.raw_data());
+  const uint8_t* sp = static_cast<const uint8_t*>(scales.raw_data());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_float_v<T>) {
+      T* o = static_cast<T*>(out.raw_data());
+      parallel_for(R, 16, [&](int64_t b, int64_t e) {
+        float buf[32];
+        for (int64_t r = b; r < e; ++r)
+          for (int64_t k = 0; k < nb; ++k) {
+            decode_block(bp + (r * nb + k) * 16, sp[r * nb + k], buf);
+            for (int j = 0; j < 32; ++j) store(o + r * C + k * 32 + j, double(buf[j]));
+          }
+      });
+    }
+  });
+}
+
+void CpuBackend::mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales, const Tensor& bias,
+                              const Tensor& out) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = blocks.dim(0), nb = K / 32;
+  const float* xp = x.data<float>();
+  const uint8_t* bp = static_cast<const uint8_t*>(blocks.raw_data());
+  const uint8_t* sp = static_cast<const uint8_t*>(scales.raw_data());
+  float* op = out.data<float>();
+  std::vector<float> bv;
+  if (bias.defined()) {
+    bv.resize(size_t(N));
+    dispatch(bias.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t n = 0; n < N; ++n) bv[size_t(n)] = float(load(static_cast<const T*>(bias.raw_data()) + n));
+    });
+  }
+  // Each weight row is decoded block by block once and applied to every x row.
+  parallel_for(N, 4, [&](int64_t b, int64_t e) {
+    float w[32];
+    std::vector<float> acc(static_cast<size_t>(M));
+    for (int64_t n = b; n < e; ++n) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t k = 0; k < nb; ++k) {
+        decode_block(bp + (n * nb + k) * 16, sp[n * nb + k], w);
+        for (int64_t m = 0; m < M; ++m) {
+          const float* xr = xp + m * K + k * 32;
+          float s = 0;
+          for (int j = 0; j < 32; ++j) s += xr[j] * w[j];
+          acc[size_t(m)] += s;
+        }
+      }
+      for (int64_t m = 0; m < M; ++m) op[m * N + n] = acc[size_t(m)] + (bv.empty() ? 0.f : bv[size_t(n)]);
+    }
+  });
+}
+
+}  // namespace ember::backend
