@@ -246,6 +246,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
   } else if (path.ends_with(".json")) {
     index_path = path;
   } else {
+    EMBER_CHECK(fs::exists(path, ec), "{}: no such file or directory", path);
     shard_paths.push_back(path);
   }
   if (!index_path.empty()) {
