@@ -49,6 +49,9 @@ class CudaBackend final : public Backend {
   int device_index_;
 };
 
+// The backend of device `index` (created on first use); throws naming the index if absent.
+Backend& cuda_backend(int index);
+
 // Number of visible CUDA devices (0 when the driver or a device is missing; never throws).
 int cuda_device_count_impl();
 
