@@ -106,3 +106,36 @@ TEST(Sampler, ConfigValidationNamesTheField) {
 
 }  // namespace
 }  // namespace ember::generate
+
+// Against transformers' logits processors (tests/golden/primitives_golden.py).
+#include "ember/formats/safetensors.h"
+
+namespace ember::generate {
+namespace {
+
+TEST(Processors, MatchTransformersGolden) {
+  auto f = formats::safetensors::File::open(std::string(EMBER_TEST_DATA_DIR) + "/nn/primitives_golden.safetensors");
+  auto logits = f.get("sampler.logits").to_vector<float>();
+  auto hist64 = f.get("sampler.history").to_vector<int64_t>();
+  std::vector<int32_t> history(hist64.begin(), hist64.end());
+  auto x = logits;
+  apply_repetition_penalty(x, history, 1.3f);
+  EXPECT_TRUE(test::all_close(x, f.get("sampler.after_repetition").to_vector<float>(), 1e-6f, 0));
+  apply_temperature(x, 0.7f);
+  EXPECT_TRUE(test::all_close(x, f.get("sampler.after_temperature").to_vector<float>(), 1e-6f, 0));
+  apply_top_k(x, 20);
+  EXPECT_TRUE(test::all_close(x, f.get("sampler.after_top_k").to_vector<float>(), 1e-6f, 0));
+  apply_top_p(x, 0.8f);
+  EXPECT_TRUE(test::all_close(x, f.get("sampler.after_top_p").to_vector<float>(), 1e-6f, 0));
+  apply_min_p(x, 0.05f);
+  EXPECT_TRUE(test::all_close(x, f.get("sampler.after_min_p").to_vector<float>(), 1e-6f, 0));
+  auto y = logits;
+  apply_min_p(y, 0.2f, 3);
+  EXPECT_TRUE(test::all_close(y, f.get("sampler.min_p_only").to_vector<float>(), 1e-6f, 0));
+  auto z = logits;
+  apply_top_p(z, 0.3f, 2);
+  EXPECT_TRUE(test::all_close(z, f.get("sampler.top_p_only").to_vector<float>(), 1e-6f, 0));
+}
+
+}  // namespace
+}  // namespace ember::generate
