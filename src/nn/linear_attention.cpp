@@ -14,7 +14,7 @@ Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   EMBER_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4,
               "linear_attention: q, k, v must be [B, H, T, D]; got {}, {}, {}", q.shape().str(), k.shape().str(),
               v.shape().str());
-  const int64_t B = q.dim(0), H = q.dim(1), T = q.dim(2), D = q.dim(3), Dv = v.dim(3);
+  const int64_t B = q.dim(0), H = q.dim(1), T = q.dim(2), D = q.dim(3);
   EMBER_CHECK(k.dim(0) == B && k.dim(1) == H && k.dim(3) == D, "linear_attention: k {} does not match q {}",
               k.shape().str(), q.shape().str());
   EMBER_CHECK(v.dim(0) == B && v.dim(1) == H && v.dim(2) == k.dim(2), "linear_attention: v {} does not match k {}",

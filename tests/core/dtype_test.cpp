@@ -36,7 +36,9 @@ TEST(DType, Bf16RoundsToNearestEven) {
             std::numeric_limits<float>::infinity());
   for (uint32_t h = 0; h < 0x10000; ++h) {  // every non-NaN bf16 survives the round trip
     float f = bf16_to_f32(uint16_t(h));
-    if (!std::isnan(f)) ASSERT_EQ(f32_to_bf16(f), h) << h;
+    if (!std::isnan(f)) {
+      ASSERT_EQ(f32_to_bf16(f), h) << h;
+    }
   }
 }
 

@@ -31,7 +31,9 @@ void expect_rejected(const std::string& path, const std::string& must_mention, c
     const std::string msg = e.what();
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
     EXPECT_NE(msg.find(must_mention), std::string::npos) << msg << " (wanted '" << must_mention << "')";
-    if (!tensor.empty()) EXPECT_NE(msg.find("'" + tensor + "'"), std::string::npos) << msg;
+    if (!tensor.empty()) {
+      EXPECT_NE(msg.find("'" + tensor + "'"), std::string::npos) << msg;
+    }
   }
 }
 
@@ -242,7 +244,9 @@ TEST(SafeTensorsMalformed, ValidButUnusualFilesAreAccepted) {
 // Files written by the reference Python library, when present (tests/golden/safetensors_compat.py).
 TEST(SafeTensors, ReadsReferenceWrittenFiles) {
   const std::string dir = std::string(EMBER_TEST_DATA_DIR) + "/safetensors";
-  if (!std::filesystem::exists(dir + "/reference.safetensors")) GTEST_SKIP() << "no reference file in " << dir;
+  if (!std::filesystem::exists(dir + "/reference.safetensors")) {
+    GTEST_SKIP() << "no reference file in " << dir;
+  }
   File f = File::open(dir + "/reference.safetensors");
   EXPECT_EQ(f.get("arange_f32").to_vector<float>(), arange(0, 6, 1).to_vector<float>());
   EXPECT_EQ(f.get("arange_bf16").to(DType::F32).to_vector<float>(), arange(0, 6, 1).to_vector<float>());

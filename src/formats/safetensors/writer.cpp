@@ -28,7 +28,8 @@ std::string quote(const std::string& s) {
         else out += char(c);
     }
   }
-  return out + "\"";
+  out += '"';
+  return out;
 }
 
 int dtype_rank(const std::string& d) {
@@ -89,7 +90,7 @@ void write_streaming(const std::string& path, std::vector<TensorSource> tensors,
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [k, v] : metadata) {
-      header += (first ? "" : ",") + quote(k) + ":" + quote(v);
+      header += fmt::format("{}{}:{}", first ? "" : ",", quote(k), quote(v));
       first = false;
     }
     header += "}";
