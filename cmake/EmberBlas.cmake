@@ -9,7 +9,10 @@ if(EMBER_BLAS STREQUAL "openblas")
   find_path(EMBER_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas openblas-pthread x86_64-linux-gnu/openblas-pthread)
   find_library(EMBER_BLAS_LIBRARY NAMES openblas PATH_SUFFIXES openblas-pthread)
 elseif(EMBER_BLAS STREQUAL "blis")
-  find_path(EMBER_CBLAS_INCLUDE blis.h PATH_SUFFIXES blis)
+  # Debian ships BLIS's CBLAS header per threading variant (blis-openmp, blis-pthread, blis-serial).
+  find_path(EMBER_CBLAS_INCLUDE cblas.h NO_DEFAULT_PATH
+            PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu /usr/include
+            PATH_SUFFIXES blis-pthread blis-openmp blis-serial blis)
   find_library(EMBER_BLAS_LIBRARY NAMES blis blis-mt)
 else()
   message(FATAL_ERROR "EMBER_BLAS must be openblas or blis (got '${EMBER_BLAS}')")

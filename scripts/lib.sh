@@ -1,7 +1,7 @@
 # Shared by scripts/test and scripts/demo: install missing Debian packages, configure, build.
 EMBER_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git libgtest-dev libgmock-dev
   libbenchmark-dev libopenblas-dev libblis-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev libpng-dev)
 
 ember_install_deps() {
   local missing=()

@@ -39,6 +39,11 @@ class TempDir {
 
 }  // namespace ember::test
 
+namespace ember {
+// gtest prints parameters with this (instead of raw bytes).
+inline void PrintTo(const Device& d, std::ostream* os) { *os << d.str(); }
+}  // namespace ember
+
 // INSTANTIATE_TEST_SUITE_P over every available device.
 #define EMBER_INSTANTIATE_DEVICES(Suite) \
   INSTANTIATE_TEST_SUITE_P(Devices, Suite, testing::ValuesIn(::ember::test::test_devices()), \

@@ -94,6 +94,23 @@ TEST(Schedules, RetrieveTimestepsAndMisuse) {
   EXPECT_THROW(p.step(zeros({2}), p.timesteps()[0], zeros({2})), Error);  // needs noise
 }
 
+TEST(Schedules, ScaleNoiseAndReset) {
+  FlowMatchEuler s({.shift = 3.0});
+  s.set_timesteps(10);
+  const float t = s.timesteps()[3], sigma = s.sigmas()[3];
+  Tensor x = full({4}, 2.0), n = full({4}, -1.0);
+  auto v = s.scale_noise(x, t, n).to_vector<float>();
+  EXPECT_NEAR(v[0], sigma * -1.0 + (1 - sigma) * 2.0, 1e-6);
+  // img2img: start at begin index 3; step counts from there; reset forgets it.
+  s.set_begin_index(3);
+  s.step(zeros({4}), s.timesteps()[3], x);
+  EXPECT_EQ(*s.step_index(), 4);
+  s.reset();
+  EXPECT_FALSE(s.step_index().has_value());
+  EXPECT_THROW(s.set_begin_index(10), Error);
+  EXPECT_THROW(s.scale_noise(x, t, zeros({3})), Error);
+}
+
 class Trajectories : public testing::TestWithParam<Device> {
  protected:
   // Runs `steps` of a scheduler on the golden x0 with v = 0.5 x + 0.001 t, checking every step.

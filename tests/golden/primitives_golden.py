@@ -89,6 +89,23 @@ def main():
     g["sdpa.out_full"] = sdpa(Q, K, V, S, 0.25, 0)
     g["sdpa.out_window5"] = sdpa(Q, K, V, S, 0.25, 5)
 
+    # --- linear attention: explicit torch computation (feature maps, padding, causal prefix sums) ---
+    F_ = torch.nn.functional
+    lq, lk, lv = torch.randn(2, 2, 6, 4), torch.randn(2, 2, 6, 4), torch.randn(2, 2, 6, 3)
+    pad = torch.tensor([[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 1]], dtype=torch.bool)
+    g["linattn.q"], g["linattn.k"], g["linattn.v"], g["linattn.pad"] = lq, lk, lv, pad.to(torch.uint8)
+    keep = (~pad)[:, None, :, None].float()
+    for name, phi in (("elu", lambda x: F_.elu(x) + 1), ("relu", F_.relu)):
+        fq, fk, vv = phi(lq), phi(lk) * keep, lv * keep
+        kv = torch.einsum("bhtd,bhte->bhde", fk, vv)
+        z = fk.sum(2)
+        g[f"linattn.{name}.full"] = torch.einsum("bhtd,bhde->bhte", fq, kv) / (
+            torch.einsum("bhtd,bhd->bht", fq, z)[..., None] + 1e-6)
+        kvc = torch.cumsum(torch.einsum("bhtd,bhte->bhtde", fk, vv), 2)
+        zc = torch.cumsum(fk, 2)
+        g[f"linattn.{name}.causal"] = torch.einsum("bhtd,bhtde->bhte", fq, kvc) / (
+            torch.einsum("bhtd,bhtd->bht", fq, zc)[..., None] + 1e-6)
+
     # --- ALiBi slopes (transformers' BLOOM implementation) ---
     from transformers.models.bloom.modeling_bloom import build_alibi_tensor
     for heads in (5, 8, 12, 16, 24, 64):

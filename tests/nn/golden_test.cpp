@@ -5,6 +5,7 @@
 
 #include "ember/formats/safetensors.h"
 #include "ember/nn/attention.h"
+#include "ember/nn/linear_attention.h"
 #include "ember/nn/masks.h"
 #include "ember/nn/patch.h"
 #include "ember/nn/rope.h"
@@ -88,6 +89,20 @@ TEST_P(Golden, PatchingMatchesTorchConvolutions) {
   EXPECT_TRUE(test::all_close(p3.forward(g("patch3d.x").to(d)), g("patch3d.out").to_vector<float>(), 1e-5f, 1e-5f));
   Unpatchify u3(g("unpatch3d.w").to(d), g("unpatch3d.b").to(d));
   EXPECT_TRUE(test::all_close(u3.forward(g("unpatch3d.tokens").to(d), {2, 2, 2}), g("unpatch3d.out").to_vector<float>(), 1e-5f, 1e-5f));
+}
+
+TEST_P(Golden, LinearAttentionMatchesExplicitTorch) {
+  if (!golden().contains("linattn.q")) GTEST_SKIP() << "golden file predates the linear-attention entries";
+  Device d = GetParam();
+  Tensor q = g("linattn.q").to(d), k = g("linattn.k").to(d), v = g("linattn.v").to(d);
+  Tensor pad = g("linattn.pad").to(DType::Bool).to(d);
+  for (auto [name, fm] : {std::pair{"elu", FeatureMap::EluPlusOne}, std::pair{"relu", FeatureMap::Relu}})
+    for (bool causal : {false, true}) {
+      Tensor out = linear_attention(q, k, v, {.causal = causal, .feature_map = fm, .padding_mask = pad});
+      EXPECT_TRUE(test::all_close(out, g(std::string("linattn.") + name + (causal ? ".causal" : ".full")).to_vector<float>(),
+                                  1e-5f, 1e-6f))
+          << name << causal;
+    }
 }
 
 EMBER_INSTANTIATE_DEVICES(Golden);
