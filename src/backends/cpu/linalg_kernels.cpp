@@ -101,6 +101,30 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, bool trans_a, bool tra
         using T = decltype(tag);
         if constexpr (is_float_v<T>) gemv_rows(xf.data(), M, K, reinterpret_cast<const T*>(bp), ldb, op, N);
       });
+    } else if (!trans_a && trans_b) {
+      // x [M, K] times a weight [N, K]^T (Linear): split N into tiles over ember's threads, each
+      // a single-threaded sgemm; 16-bit weights are converted a tile at a time (cache resident).
+      std::vector<float> xf = a.dtype() == DType::F32 ? std::vector<float>() : as_f32(a, ap, M, K, lda);
+      const float* A = a.dtype() == DType::F32 ? reinterpret_cast<const float*>(ap) : xf.data();
+      const int64_t la = a.dtype() == DType::F32 ? lda : K;
+      constexpr int64_t kTile = 128;
+      parallel_for((N + kTile - 1) / kTile, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<float> wt(b.dtype() == DType::F32 ? 0 : static_cast<size_t>(kTile * K));
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n0 = t * kTile, nt = std::min(kTile, N - n0);
+          const float* W = reinterpret_cast<const float*>(bp) + n0 * ldb;
+          int64_t lw = ldb;
+          if (b.dtype() != DType::F32) {
+            dispatch(b.dtype(), [&](auto tag) {
+              using T = decltype(tag);
+              if constexpr (is_float_v<T>) rows_to_f32(reinterpret_cast<const T*>(bp), ldb, n0, n0 + nt, K, wt.data());
+            });
+            W = wt.data(), lw = K;
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(nt), int(K), 1.0f, A, int(la), W, int(lw),
+                      0.0f, op + n0, int(N));
+        }
+      });
     } else {
       const int64_t ar = trans_a ? K : M, ac = trans_a ? M : K;
       const int64_t br = trans_b ? N : K, bc = trans_b ? K : N;
