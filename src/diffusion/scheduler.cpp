@@ -119,6 +119,27 @@ int64_t Scheduler::index_for_timestep(float timestep) const {
   return hits.size() > 1 ? hits[1] : hits[0];
 }
 
+int64_t Scheduler::begin_step(const Tensor& model_output, float timestep, const Tensor& sample, int64_t lookahead) {
+  require_schedule("step");
+  EMBER_CHECK(model_output.shape() == sample.shape(), "{}: model_output {} and sample {} differ in shape", name(),
+              model_output.shape().str(), sample.shape().str());
+  if (!step_index_) init_step_index(timestep);
+  const int64_t i = *step_index_;
+  EMBER_CHECK(i + lookahead < int64_t(sigmas_.size()) && i < int64_t(timesteps_.size()),
+              "{}: step called after the last timestep", name());
+  return i;
+}
+
+Tensor Scheduler::step_noise(const StepOptions& o, const Tensor& sample) const {
+  Tensor noise = o.noise ? *o.noise
+                 : o.generator ? randn(sample.shape(), *o.generator, DType::F32, sample.device())
+                               : Tensor();
+  EMBER_CHECK(noise.defined(), "{}: this step draws fresh noise: pass a generator or noise", name());
+  EMBER_CHECK(noise.shape() == sample.shape(), "{}: noise {} does not match sample {}", name(), noise.shape().str(),
+              sample.shape().str());
+  return noise;
+}
+
 void Scheduler::init_step_index(float timestep) {
   step_index_ = begin_index_ ? *begin_index_ : index_for_timestep(timestep);
 }
@@ -249,21 +270,12 @@ Tensor apply_omega(const Tensor& dx, float omega) {
 
 Tensor FlowMatchEuler::step(const Tensor& model_output, float timestep, const Tensor& sample,
                             const StepOptions& o) {
-  require_schedule("step");
-  EMBER_CHECK(model_output.shape() == sample.shape(),
-              "{}: model_output {} and sample {} differ in shape", name(), model_output.shape().str(),
-              sample.shape().str());
-  if (!step_index_) init_step_index(timestep);
-  const int64_t i = *step_index_;
-  EMBER_CHECK(i + 1 < int64_t(sigmas_.size()), "{}: step called after the last timestep", name());
+  const int64_t i = begin_step(model_output, timestep, sample, 1);
   Tensor x = sample.to(DType::F32);
   const float sigma = sigmas_[size_t(i)], sigma_next = sigmas_[size_t(i + 1)];
   Tensor prev;
   if (config_.stochastic_sampling) {
-    Tensor noise = o.noise ? *o.noise
-                   : o.generator ? randn(sample.shape(), *o.generator, DType::F32, sample.device())
-                                 : Tensor();
-    EMBER_CHECK(noise.defined(), "{}: stochastic sampling needs a generator or noise", name());
+    Tensor noise = step_noise(o, sample);
     Tensor x0 = sub(x, mul(model_output, sigma));
     prev = add(mul(x0, 1.0f - sigma_next), mul(noise.to(x0.dtype()), sigma_next));
   } else {
@@ -316,13 +328,7 @@ void FlowMatchHeun::reset() {
 
 Tensor FlowMatchHeun::step(const Tensor& model_output, float timestep, const Tensor& sample,
                            const StepOptions& o) {
-  require_schedule("step");
-  EMBER_CHECK(model_output.shape() == sample.shape(),
-              "{}: model_output {} and sample {} differ in shape", name(), model_output.shape().str(),
-              sample.shape().str());
-  if (!step_index_) init_step_index(timestep);
-  const int64_t i = *step_index_;
-  EMBER_CHECK(i < int64_t(timesteps_.size()), "{}: step called after the last timestep", name());
+  const int64_t i = begin_step(model_output, timestep, sample, 0);
   Tensor x = sample.to(DType::F32);
   Tensor derivative;
   float dt;
@@ -361,21 +367,10 @@ PingPong::PingPong(FlowMatchConfig config) : FlowMatchEuler(std::move(config)) {
 
 Tensor PingPong::step(const Tensor& model_output, float timestep, const Tensor& sample,
                       const StepOptions& o) {
-  require_schedule("step");
-  EMBER_CHECK(model_output.shape() == sample.shape(),
-              "{}: model_output {} and sample {} differ in shape", name(), model_output.shape().str(),
-              sample.shape().str());
-  if (!step_index_) init_step_index(timestep);
-  const int64_t i = *step_index_;
-  EMBER_CHECK(i + 1 < int64_t(sigmas_.size()), "{}: step called after the last timestep", name());
+  const int64_t i = begin_step(model_output, timestep, sample, 1);
   Tensor x = sample.to(DType::F32);
   const float sigma = sigmas_[size_t(i)], sigma_next = sigmas_[size_t(i + 1)];
-  Tensor noise = o.noise ? *o.noise
-                 : o.generator ? randn(sample.shape(), *o.generator, DType::F32, sample.device())
-                               : Tensor();
-  EMBER_CHECK(noise.defined(), "{}: each step needs fresh noise: pass a generator or noise", name());
-  EMBER_CHECK(noise.shape() == sample.shape(), "{}: noise {} does not match sample {}", name(),
-              noise.shape().str(), sample.shape().str());
+  Tensor noise = step_noise(o, sample);
   Tensor denoised = sub(x, mul(model_output, sigma));
   Tensor prev = add(mul(denoised, 1.0f - sigma_next), mul(noise.to(DType::F32), sigma_next));
   step_index_ = i + 1;

@@ -53,6 +53,10 @@ class Scheduler {
   int64_t index_for_timestep(float timestep) const;
   void init_step_index(float timestep);
   void require_schedule(const char* what) const;
+  // Checks a step's arguments, finds the step index and that `lookahead` more sigmas exist.
+  int64_t begin_step(const Tensor& model_output, float timestep, const Tensor& sample, int64_t lookahead);
+  // StepOptions' noise, or a draw from its generator, in the sample's shape.
+  Tensor step_noise(const StepOptions& o, const Tensor& sample) const;
 
   std::vector<float> timesteps_, sigmas_;
   int64_t num_inference_steps_ = 0;

@@ -101,6 +101,17 @@ bool is_comparison(BinaryOp op) {
          op == BinaryOp::Gt || op == BinaryOp::Ge || op == BinaryOp::And || op == BinaryOp::Or;
 }
 
+// A small float vector (norm weights) as f32 on the host, or `fill` when t is undefined.
+std::vector<float> load_floats(const Tensor& t, int64_t n, float fill) {
+  std::vector<float> v(static_cast<size_t>(n), fill);
+  if (t.defined())
+    dispatch(t.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t j = 0; j < n; ++j) v[size_t(j)] = float(load(static_cast<const T*>(t.raw_data()) + j));
+    });
+  return v;
+}
+
 template <typename T>
 const T* ptr(const Tensor& t) {
   return static_cast<const T*>(t.raw_data());
@@ -327,10 +338,7 @@ void CpuBackend::softmax(const Tensor& x, int64_t outer, int64_t n, int64_t inne
 
 void CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) {
   const int64_t n = x.dim(-1), rows = x.numel() / std::max<int64_t>(n, 1);
-  std::vector<float> w(static_cast<size_t>(n));
-  dispatch(weight.dtype(), [&](auto wt) {
-    for (int64_t j = 0; j < n; ++j) w[size_t(j)] = float(load(ptr<decltype(wt)>(weight) + j));
-  });
+  const std::vector<float> w = load_floats(weight, n, 1.0f);
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_float_v<T>) {
@@ -355,15 +363,7 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, cons
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
                             const Tensor& out) {
   const int64_t n = x.dim(-1), rows = x.numel() / std::max<int64_t>(n, 1);
-  std::vector<float> w(static_cast<size_t>(n), 1.0f), bv(static_cast<size_t>(n), 0.0f);
-  if (weight.defined())
-    dispatch(weight.dtype(), [&](auto wt) {
-      for (int64_t j = 0; j < n; ++j) w[size_t(j)] = float(load(ptr<decltype(wt)>(weight) + j));
-    });
-  if (bias.defined())
-    dispatch(bias.dtype(), [&](auto bt) {
-      for (int64_t j = 0; j < n; ++j) bv[size_t(j)] = float(load(ptr<decltype(bt)>(bias) + j));
-    });
+  const std::vector<float> w = load_floats(weight, n, 1.0f), bv = load_floats(bias, n, 0.0f);
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_float_v<T>) {
