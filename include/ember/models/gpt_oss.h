@@ -1,0 +1,74 @@
+#pragma once
+// gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout, and the
+// forward pass built from ember's blocks, mirroring gpt_oss/torch/model.py.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ember/core/mxfp4.h"
+#include "ember/formats/safetensors.h"
+#include "ember/nn/kv_cache.h"
+#include "ember/nn/rope.h"
+
+namespace ember::models::gpt_oss {
+
+struct Config {
+  int64_t num_hidden_layers = 36;
+  int64_t num_experts = 128;
+  int64_t experts_per_token = 4;
+  int64_t vocab_size = 201088;
+  int64_t hidden_size = 2880;
+  int64_t intermediate_size = 2880;
+  double swiglu_limit = 7.0;
+  int64_t head_dim = 64;
+  int64_t num_attention_heads = 64;
+  int64_t num_key_value_heads = 8;
+  int64_t sliding_window = 128;
+  int64_t initial_context_length = 4096;
+  double rope_theta = 150000.0;
+  double rope_scaling_factor = 32.0;
+  double rope_ntk_alpha = 1.0;
+  double rope_ntk_beta = 32.0;
+
+  int64_t context_length() const { return int64_t(double(initial_context_length) * std::max(1.0, rope_scaling_factor)); }
+  bool layer_has_window(int64_t layer) const { return layer % 2 == 0; }  // model.py: layer_idx % 2 == 0
+  nn::RopeConfig rope() const;
+  // Throws naming the field when sizes are inconsistent (heads not dividing, MXFP4 blocks...).
+  void validate(const std::string& where = "config") const;
+  // The original config.json (gpt-oss field names) or the Hugging Face one (transformers names).
+  static Config from_json_file(const std::string& path);
+  static Config from_json_text(const std::string& text, const std::string& where);
+};
+
+struct Block {
+  Tensor attn_norm, qkv_weight, qkv_bias, sinks, out_weight, out_bias;
+  Tensor mlp_norm, gate_weight, gate_bias, mlp1_bias, mlp2_bias;
+  Mxfp4Tensor mlp1_weight, mlp2_weight;  // [E, 2I, H], [E, H, I]
+};
+
+class Model {
+ public:
+  // A checkpoint directory with config.json and *.safetensors in the original layout.
+  static Model load(const std::string& dir, Device device = Device::cpu());
+  Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor norm, Tensor unembedding, Device device);
+  const Config& config() const { return config_; }
+  Device device() const { return device_; }
+
+  // Per-layer caches for incremental decoding (windowed layers keep window - 1 + max_chunk).
+  std::vector<nn::KVCache> make_caches(int64_t max_context, int64_t max_chunk) const;
+  // Logits [T, V] (f32) for tokens at positions start_pos..; with caches the tokens continue
+  // the cached sequence; without, they are the whole sequence (start_pos must be 0).
+  Tensor forward(const std::vector<int32_t>& tokens, int64_t start_pos = 0,
+                 std::vector<nn::KVCache>* caches = nullptr, bool last_only = false) const;
+
+ private:
+  Tensor attention(const Block& b, int64_t layer, const Tensor& x, int64_t start_pos, nn::KVCache* cache) const;
+  Tensor moe(const Block& b, const Tensor& x) const;
+  Config config_;
+  std::vector<Block> blocks_;
+  Tensor embedding_, norm_, unembedding_;
+  nn::Rope rope_;
+  Device device_;
+};
+
+}  // namespace ember::models::gpt_oss
