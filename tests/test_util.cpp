@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <span>
 
 namespace ember::test {
 
@@ -56,6 +57,33 @@ testing::AssertionResult all_close(const std::vector<float>& actual,
 testing::AssertionResult all_close(const Tensor& actual, const std::vector<float>& expected,
                                    float rtol, float atol) {
   return all_close(actual.to_vector<float>(), expected, rtol, atol);
+}
+
+Tensor non_contiguous(const Tensor& t) {
+  if (t.ndim() == 0 || t.numel() == 0) return t;
+  const int nd = t.ndim();
+  std::vector<int64_t> dims;
+  std::vector<int> perm;
+  for (int i = nd - 1; i >= 0; --i) dims.push_back(i == 0 ? 2 * t.dim(0) : t.dim(i));
+  for (int i = nd - 1; i >= 0; --i) perm.push_back(i);
+  Tensor buf = zeros(Shape(dims), t.dtype(), t.device());
+  Tensor v = buf.permute(std::span<const int>(perm)).slice(0, 1, 2 * t.dim(0), 2);
+  v.copy_from(t);
+  return v;
+}
+
+std::vector<float> round_bf16(std::vector<float> v) {
+  for (auto& x : v) x = bf16_to_f32(f32_to_bf16(x));
+  return v;
+}
+std::vector<float> round_f16(std::vector<float> v) {
+  for (auto& x : v) x = f16_to_f32(f32_to_f16(x));
+  return v;
+}
+std::vector<float> round_to(std::vector<float> v, DType dtype) {
+  if (dtype == DType::BF16) return round_bf16(std::move(v));
+  if (dtype == DType::F16) return round_f16(std::move(v));
+  return v;
 }
 
 TempDir::TempDir() {

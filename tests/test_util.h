@@ -25,6 +25,16 @@ testing::AssertionResult all_close(const std::vector<float>& actual,
 testing::AssertionResult all_close(const Tensor& actual, const std::vector<float>& expected,
                                    float rtol, float atol);
 
+// The same values as `t` (same device and dtype) in a non-contiguous layout: dims stored in reverse
+// order and every element at an odd position of a buffer twice as long along dim 0.
+Tensor non_contiguous(const Tensor& t);
+
+// f32 values rounded through bf16 / f16 (round-to-nearest-even), as a 16-bit tensor stores them.
+std::vector<float> round_bf16(std::vector<float> v);
+std::vector<float> round_f16(std::vector<float> v);
+// Rounds through `dtype` (f32: unchanged; bf16/f16 as above).
+std::vector<float> round_to(std::vector<float> v, DType dtype);
+
 // A fresh temporary directory, removed at destruction.
 class TempDir {
  public:

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   cli::register_inspect(app, global);
+  cli::register_logits(app, global);
+  cli::register_generate(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

@@ -7,6 +7,7 @@
 
 #include "ember/core/mxfp4.h"
 #include "ember/formats/safetensors.h"
+#include "ember/generate/runner.h"
 #include "ember/nn/kv_cache.h"
 #include "ember/nn/rope.h"
 
@@ -69,6 +70,25 @@ class Model {
   Tensor embedding_, norm_, unembedding_;
   nn::Rope rope_;
   Device device_;
+};
+
+// Resolves --model: a checkpoint directory, or a Hugging Face download whose original/ holds the
+// original layout (preferred when present). Throws naming the path otherwise.
+std::string resolve_checkpoint_dir(const std::string& path);
+
+// The model with its own per-layer caches, for generate::run.
+class CausalLM : public generate::CausalModel {
+ public:
+  CausalLM(const Model& model, int64_t max_context, int64_t max_chunk);
+  int64_t vocab_size() const override { return model_.config().vocab_size; }
+  int64_t max_context() const override { return max_context_; }
+  Tensor forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) override;
+  void reset() override;
+
+ private:
+  const Model& model_;
+  int64_t max_context_, max_chunk_;
+  std::vector<nn::KVCache> caches_;
 };
 
 }  // namespace ember::models::gpt_oss

@@ -178,4 +178,28 @@ Tensor Model::forward(const std::vector<int32_t>& tokens, int64_t start_pos, std
   return linear(rms_norm(x, norm_, 1e-5f), unembedding_);
 }
 
+std::string resolve_checkpoint_dir(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  EMBER_CHECK(fs::exists(path, ec), "{}: no such file or directory", path);
+  EMBER_CHECK(!path.ends_with(".bin"), "{}: model.bin files are not supported yet (the model.bin issue adds them)",
+              path);
+  EMBER_CHECK(fs::is_directory(path, ec), "{}: expected a checkpoint directory", path);
+  if (fs::exists(fs::path(path) / "original" / "config.json", ec)) return (fs::path(path) / "original").string();
+  EMBER_CHECK(fs::exists(fs::path(path) / "config.json", ec), "{}: no config.json (nor original/config.json)", path);
+  return path;
+}
+
+CausalLM::CausalLM(const Model& model, int64_t max_context, int64_t max_chunk)
+    : model_(model), max_context_(std::min(max_context, model.config().context_length())), max_chunk_(max_chunk) {
+  EMBER_CHECK(max_context_ > 0 && max_chunk_ > 0, "CausalLM: max_context and max_chunk must be positive");
+  reset();
+}
+
+Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) {
+  return model_.forward(std::vector<int32_t>(tokens.begin(), tokens.end()), start_pos, &caches_, !all_logits);
+}
+
+void CausalLM::reset() { caches_ = model_.make_caches(max_context_, max_chunk_); }
+
 }  // namespace ember::models::gpt_oss
