@@ -88,6 +88,17 @@ def main():
     g["sdpa.q"], g["sdpa.k"], g["sdpa.v"], g["sdpa.sinks"] = Q, K, V, S
     g["sdpa.out_full"] = sdpa(Q, K, V, S, 0.25, 0)
     g["sdpa.out_window5"] = sdpa(Q, K, V, S, 0.25, 5)
+    # With an additive bias [heads, T, T] too: an explicit torch computation in the reference's
+    # steps (scores, mask, bias, sink column, softmax, drop the sink, weighted V).
+    Bias = torch.randn(KV * M, T, T)
+    Ke = K[:, :, None, :].expand(-1, -1, M, -1)
+    Ve = V[:, :, None, :].expand(-1, -1, M, -1)
+    qk = torch.einsum("qhmd,khmd->hmqk", Q, Ke) * 0.25 + Bias.view(KV, M, T, T)
+    mask = torch.triu(qk.new_full((T, T), -float("inf")), diagonal=1) + torch.tril(qk.new_full((T, T), -float("inf")), diagonal=-5)
+    qk = torch.cat([qk + mask, S.reshape(KV, M, 1, 1).expand(-1, -1, T, -1)], dim=-1)
+    w = torch.softmax(qk, dim=-1)[..., :-1]
+    g["sdpa.bias"] = Bias
+    g["sdpa.out_window5_bias"] = torch.einsum("hmqk,khmd->qhmd", w, Ve).reshape(T, -1)
 
     # --- linear attention: explicit torch computation (feature maps, padding, causal prefix sums) ---
     F_ = torch.nn.functional

@@ -71,6 +71,11 @@ TEST_P(Golden, SdpaWithSinksWindowAndGqaMatchesGptOss) {
     EXPECT_TRUE(test::all_close(flat, g(window ? "sdpa.out_window5" : "sdpa.out_full").to_vector<float>(), 1e-5f, 1e-6f))
         << window;
   }
+  // Window 5 plus an additive bias per head and position pair.
+  Tensor o = scaled_dot_product_attention(
+      q, k, v, {.scale = 0.25f, .causal = true, .window = 5, .sinks = sinks, .bias = g("sdpa.bias").to(d)});
+  EXPECT_TRUE(test::all_close(o.squeeze(0).permute({1, 0, 2}).reshape({T, KV * M * D}),
+                              g("sdpa.out_window5_bias").to_vector<float>(), 1e-5f, 1e-6f));
 }
 
 TEST_P(Golden, AlibiSlopesMatchTransformers) {
