@@ -155,3 +155,34 @@ TEST(GptOssLoad, MissingOrWrongTensorsAreNamed) {
 
 }  // namespace
 }  // namespace ember::models::gpt_oss
+
+namespace ember::models::gpt_oss {
+namespace {
+
+TEST(GptOssFixture, WritesALoadableDeterministicCheckpoint) {
+  test::TempDir a, b, c;
+  Config cfg = preset("tiny");
+  uint64_t last_done = 0, last_total = 0;
+  write_fixture(cfg, a.path(), 7, [&](uint64_t done, uint64_t total) { last_done = done, last_total = total; });
+  EXPECT_EQ(last_done, last_total);
+  write_fixture(cfg, b.path(), 7);
+  write_fixture(cfg, c.path(), 8);
+  Model m = Model::load(a.path());
+  EXPECT_EQ(m.config().num_experts, 8);
+  Tensor logits = m.forward({1, 2, 3, 4});
+  EXPECT_EQ(logits.shape(), (Shape{4, 512}));
+  for (float v : logits.to_vector<float>()) ASSERT_TRUE(std::isfinite(v));
+  auto fa = formats::safetensors::File::open(a.file("model.safetensors"));
+  auto fb = formats::safetensors::File::open(b.file("model.safetensors"));
+  auto fc = formats::safetensors::File::open(c.file("model.safetensors"));
+  EXPECT_EQ(fa.get("block.3.mlp.mlp2_weight.scales").to_vector<uint8_t>(),
+            fb.get("block.3.mlp.mlp2_weight.scales").to_vector<uint8_t>());
+  EXPECT_NE(fa.get("embedding.weight").to_vector<float>(), fc.get("embedding.weight").to_vector<float>());
+  for (uint8_t s : fa.get("block.0.mlp.mlp1_weight.scales").to_vector<uint8_t>()) ASSERT_TRUE(s >= 120 && s <= 124);
+  EXPECT_THROW(preset("7b"), Error);
+  cfg.hidden_size = 100;
+  EXPECT_THROW(write_fixture(cfg, a.path(), 1), Error);
+}
+
+}  // namespace
+}  // namespace ember::models::gpt_oss

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   cli::register_inspect(app, global);
   cli::register_logits(app, global);
   cli::register_generate(app, global);
+  cli::register_fixture(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

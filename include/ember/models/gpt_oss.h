@@ -1,6 +1,7 @@
 #pragma once
 // gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout, and the
 // forward pass built from ember's blocks, mirroring gpt_oss/torch/model.py.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,14 @@ class Model {
   nn::Rope rope_;
   Device device_;
 };
+
+// Synthetic checkpoints in the original layout (config.json + model.safetensors) with seeded
+// random values: bf16 weights ~ N(0, sigma), MXFP4 experts with random codes and scales near 2^-4.
+// Streamed tensor by tensor in 1 MiB pieces (constant memory, any size), written atomically.
+// `progress(bytes_done, bytes_total)` is called as it goes.
+Config preset(const std::string& name);  // "tiny", "20b", "120b"
+void write_fixture(const Config& config, const std::string& dir, uint64_t seed,
+                   const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
 // Resolves --model: a checkpoint directory, or a Hugging Face download whose original/ holds the
 // original layout (preferred when present). Throws naming the path otherwise.
