@@ -86,6 +86,19 @@ std::vector<float> round_to(std::vector<float> v, DType dtype) {
   return v;
 }
 
+std::optional<std::string> o200k_tiktoken_path() {
+  if (const char* env = std::getenv("EMBER_O200K_TIKTOKEN"); env && *env) return std::string(env);
+  std::string p = std::string(EMBER_SOURCE_DIR) + "/.cache/vocab/o200k_base.tiktoken";
+  if (std::filesystem::exists(p)) return p;
+  return std::nullopt;
+}
+
+std::optional<std::string> shared_dir(const std::string& sub) {
+  auto p = std::filesystem::path(EMBER_SOURCE_DIR).parent_path() / "shared" / sub;
+  if (std::filesystem::is_directory(p)) return p.string();
+  return std::nullopt;
+}
+
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "ember-test-XXXXXX").string();
   path_ = mkdtemp(tmpl.data()) ? tmpl : throw std::runtime_error("mkdtemp failed");

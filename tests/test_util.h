@@ -2,6 +2,7 @@
 // Shared test helpers: the devices to run on, random inputs, and tolerance checks.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,12 @@ std::vector<float> round_bf16(std::vector<float> v);
 std::vector<float> round_f16(std::vector<float> v);
 // Rounds through `dtype` (f32: unchanged; bf16/f16 as above).
 std::vector<float> round_to(std::vector<float> v, DType dtype);
+
+// The official o200k_base.tiktoken (scripts/fetch-vocab puts it in .cache/vocab/; the environment
+// variable EMBER_O200K_TIKTOKEN overrides). nullopt when absent: tests GTEST_SKIP with a message.
+std::optional<std::string> o200k_tiktoken_path();
+// ../shared/<sub> beside the checkout (reference data that is not committed), when present.
+std::optional<std::string> shared_dir(const std::string& sub);
 
 // A fresh temporary directory, removed at destruction.
 class TempDir {
