@@ -51,8 +51,6 @@ struct Config {
 // as x @ W[e]). Both stay as loaded: mapped, never expanded.
 struct ExpertWeights {
   std::variant<Mxfp4Tensor, Tensor> w;
-  int64_t in_features() const;
-  int64_t out_features() const;
   // x [n, in] -> x W[e]^T + bias [out], f32 [n, out].
   Tensor linear(const Tensor& x, int64_t e, const Tensor& bias) const;
 };

@@ -119,16 +119,6 @@ Block load_hf_block(const Loader& L, const Dims& d, int64_t n) {
 
 }  // namespace
 
-int64_t ExpertWeights::in_features() const {
-  if (const auto* q = std::get_if<Mxfp4Tensor>(&w)) return q->cols();
-  return std::get<Tensor>(w).dim(1);
-}
-
-int64_t ExpertWeights::out_features() const {
-  if (const auto* q = std::get_if<Mxfp4Tensor>(&w)) return q->rows();
-  return std::get<Tensor>(w).dim(2);
-}
-
 Tensor ExpertWeights::linear(const Tensor& x, int64_t e, const Tensor& bias) const {
   if (const auto* q = std::get_if<Mxfp4Tensor>(&w)) return mxfp4_linear(x, q->select(e), bias);
   return add(matmul(x, std::get<Tensor>(w).select(0, e)), bias);  // x [n, in] @ W[e] [in, out]
