@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <variant>
 
 #include "ember/generate/sampler.h"
 #include "ember/ops.h"
@@ -218,6 +219,24 @@ TEST(GptOssHf, LoadsTheSameModelAsTheOriginalLayout) {
     const Model orig = Model::load(data_dir(name));
     const Model hf = Model::load(data_dir(name + "_hf"));
     const Model bf16 = Model::load(make_hf_bf16(name + "_hf_bf16", tmp));
+    // Experts stay as stored: MXFP4 packed, or the mapped bf16 [E, in, out] (no dequantization or
+    // conversion at load).
+    for (const Block& b : hf.blocks()) {
+      ASSERT_TRUE(std::holds_alternative<Mxfp4Tensor>(b.mlp1_weight.w));
+      ASSERT_TRUE(std::holds_alternative<Mxfp4Tensor>(b.mlp2_weight.w));
+      EXPECT_EQ(std::get<Mxfp4Tensor>(b.mlp1_weight.w).blocks.dtype(), DType::U8);
+    }
+    const Config& c = bf16.config();
+    for (const Block& b : bf16.blocks()) {
+      ASSERT_TRUE(std::holds_alternative<Tensor>(b.mlp1_weight.w));
+      ASSERT_TRUE(std::holds_alternative<Tensor>(b.mlp2_weight.w));
+      const Tensor& up = std::get<Tensor>(b.mlp1_weight.w);
+      const Tensor& down = std::get<Tensor>(b.mlp2_weight.w);
+      EXPECT_EQ(up.dtype(), DType::BF16);
+      EXPECT_EQ(down.dtype(), DType::BF16);
+      EXPECT_EQ(up.shape(), (Shape{c.num_experts, c.hidden_size, 2 * c.intermediate_size}));
+      EXPECT_EQ(down.shape(), (Shape{c.num_experts, c.intermediate_size, c.hidden_size}));
+    }
     auto ckpt = formats::safetensors::Checkpoint::open(data_dir(name + "_hf"));
     EXPECT_EQ(Model::detect_layout(ckpt), CheckpointLayout::HuggingFace);
     EXPECT_EQ(Model::detect_layout(formats::safetensors::Checkpoint::open(data_dir(name))), CheckpointLayout::Original);

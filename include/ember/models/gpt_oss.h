@@ -74,6 +74,7 @@ class Model {
   Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor norm, Tensor unembedding, Device device);
   const Config& config() const { return config_; }
   Device device() const { return device_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
 
   // Per-layer caches for incremental decoding (windowed layers keep window - 1 + max_chunk).
   std::vector<nn::KVCache> make_caches(int64_t max_context, int64_t max_chunk) const;
