@@ -16,7 +16,7 @@ void register_logits(CLI::App& app, const GlobalOptions& global) {
     std::string model, tokens, out;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "Checkpoint directory (original layout, or a download with original/)")->required();
+  cmd->add_option("--model", o->model, "Checkpoint directory (original or Hugging Face layout; a download's original/ is preferred)")->required();
   cmd->add_option("--tokens", o->tokens, "Token ids separated by spaces")->required();
   cmd->add_option("--out", o->out, "Output .npy file")->required();
   cmd->callback([o, &global] {
