@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <algorithm>
 #include <queue>
 
 namespace ember::tokenizer::detail {
@@ -13,6 +14,11 @@ inline uint64_t mix(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
 }
 }  // namespace
+
+size_t RankTable::short_index(std::string_view b) {
+  return b.size() == 1 ? static_cast<unsigned char>(b[0])
+                       : 256 + (static_cast<size_t>(static_cast<unsigned char>(b[0])) << 8 | static_cast<unsigned char>(b[1]));
+}
 
 uint64_t RankTable::hash(std::string_view s) {
   // Multiply-fold over 8-byte words (wyhash-style): one step for the short pairs BPE asks about.
@@ -52,6 +58,8 @@ bool RankTable::insert(std::string_view bytes, uint32_t rank) {
       s = Slot{tag, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(bytes.size()), rank};
       arena_.append(bytes);
       ++count_;
+      max_length_ = std::max(max_length_, bytes.size());
+      if (bytes.size() <= 2) short_[short_index(bytes)] = rank;
       return true;
     }
     if (s.tag == tag && s.length == bytes.size() &&
@@ -61,7 +69,8 @@ bool RankTable::insert(std::string_view bytes, uint32_t rank) {
 }
 
 uint32_t RankTable::find(std::string_view bytes) const {
-  if (slots_.empty()) return kNoRank;
+  if (bytes.size() <= 2) return bytes.empty() ? kNoRank : short_[short_index(bytes)];
+  if (bytes.size() > max_length_) return kNoRank;
   size_t mask = slots_.size() - 1;
   uint64_t h = hash(bytes);
   uint32_t tag = static_cast<uint32_t>(h >> 32);
@@ -112,33 +121,38 @@ std::vector<uint32_t> byte_pair_merge_heap(std::string_view piece, const RankTab
   // merges, stale entries skipped by checking that the pair still spans the same bytes.
   const uint32_t n = static_cast<uint32_t>(piece.size());
   std::vector<uint32_t> next(n + 1), prev(n + 1);
-  std::vector<bool> alive(n + 1, true);
+  std::vector<uint8_t> alive(n + 1, 1);
   for (uint32_t i = 0; i <= n; ++i) next[i] = i + 1, prev[i] = i ? i - 1 : 0;
   struct Cand {
-    uint32_t rank, start, end;  // merging the parts that start at `start` and cover [start, end)
-    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : start > o.start; }
+    uint64_t key;  // rank << 32 | start: lowest rank first, then leftmost
+    uint32_t end;  // the pair covers [start, end)
+    bool operator>(const Cand& o) const { return key > o.key; }
   };
-  std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
+  std::vector<Cand> initial;
+  initial.reserve(n);
+  for (uint32_t i = 0; i + 1 < n; ++i)
+    if (uint32_t r = ranks.find(piece.substr(i, 2)); r != kNoRank) initial.push_back({uint64_t(r) << 32 | i, i + 2});
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap(std::greater<>{}, std::move(initial));
   auto push = [&](uint32_t s) {
     if (s >= n) return;
     uint32_t mid = next[s];
     if (mid >= n) return;
     uint32_t e = next[mid];
     uint32_t r = ranks.find(piece.substr(s, e - s));
-    if (r != kNoRank) heap.push({r, s, e});
+    if (r != kNoRank) heap.push({uint64_t(r) << 32 | s, e});
   };
-  for (uint32_t i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
     Cand c = heap.top();
     heap.pop();
-    if (!alive[c.start] || next[c.start] >= n) continue;
-    if (next[next[c.start]] != c.end) continue;  // stale: a neighbour merged since
-    uint32_t mid = next[c.start];
-    alive[mid] = false;
-    next[c.start] = c.end;
-    if (c.end <= n) prev[c.end] = c.start;
-    if (c.start > 0) push(prev[c.start]);
-    push(c.start);
+    uint32_t start = static_cast<uint32_t>(c.key);
+    if (!alive[start] || next[start] >= n) continue;
+    if (next[next[start]] != c.end) continue;  // stale: a neighbour merged since
+    uint32_t mid = next[start];
+    alive[mid] = 0;
+    next[start] = c.end;
+    if (c.end <= n) prev[c.end] = start;
+    if (start > 0) push(prev[start]);
+    push(start);
   }
   std::vector<uint32_t> bounds;
   for (uint32_t i = 0; i < n; i = next[i]) bounds.push_back(i);
@@ -147,7 +161,7 @@ std::vector<uint32_t> byte_pair_merge_heap(std::string_view piece, const RankTab
 }
 
 std::vector<uint32_t> byte_pair_merge(std::string_view piece, const RankTable& ranks) {
-  return piece.size() <= 256 ? byte_pair_merge_scan(piece, ranks) : byte_pair_merge_heap(piece, ranks);
+  return piece.size() <= 128 ? byte_pair_merge_scan(piece, ranks) : byte_pair_merge_heap(piece, ranks);
 }
 
 }  // namespace ember::tokenizer::detail

@@ -23,9 +23,12 @@ class RankTable {
     uint32_t tag = 0, offset = 0, length = 0, rank = kNoRank;  // tag: high hash bits, checked first
   };
   static uint64_t hash(std::string_view s);
+  static size_t short_index(std::string_view b);
   void grow();
   std::string arena_;
   std::vector<Slot> slots_;
+  size_t max_length_ = 0;  // no longer byte string can be a token: skip hashing it
+  std::vector<uint32_t> short_ = std::vector<uint32_t>(256 + 65536, kNoRank);  // 1- and 2-byte tokens, direct
   size_t count_ = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <unordered_map>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +49,19 @@ std::map<std::string, Token> o200k_harmony_specials() {
   return s;
 }
 
+namespace {
+// Pieces that needed merges, remembered per thread (text repeats its words): bounded, and
+// cleared when another tokenizer uses the thread.
+struct PieceCache {
+  const void* owner = nullptr;
+  uint64_t generation = 0;
+  std::unordered_map<std::string, std::vector<Token>> map;
+};
+thread_local PieceCache t_cache;
+std::atomic<uint64_t> g_generation{1};
+constexpr size_t kCacheEntries = 1 << 16, kCachePieceBytes = 64;
+}  // namespace
+
 struct Tokenizer::Impl {
   std::string source;
   std::string pattern_text;
@@ -60,6 +75,7 @@ struct Tokenizer::Impl {
   std::array<std::vector<size_t>, 256> special_lengths{};  // by first byte, longest first
   size_t num_ranks = 0;
   Token vocab_size = 0;
+  uint64_t generation = g_generation++;  // tells thread-local piece caches apart
 
   void finish(std::map<std::string, Token> specials_in, std::string pattern_in);
   void encode_ordinary(std::string_view text, std::vector<Token>& out) const;
@@ -95,14 +111,32 @@ void Tokenizer::Impl::finish(std::map<std::string, Token> specials_in, std::stri
   pattern = std::make_unique<detail::Pattern>(pattern_text);
 }
 
+
 void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<Token>& out) const {
   if (uint32_t r = ranks.find(piece); r != detail::kNoRank) {
     out.push_back(r);
     return;
   }
+  bool cacheable = piece.size() <= kCachePieceBytes;
+  if (cacheable) {
+    if (t_cache.owner != this || t_cache.generation != generation) {
+      t_cache.map.clear();
+      t_cache.owner = this;
+      t_cache.generation = generation;
+    }
+    if (auto it = t_cache.map.find(std::string(piece)); it != t_cache.map.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  size_t first = out.size();
   std::vector<uint32_t> bounds = detail::byte_pair_merge(piece, ranks);
   for (size_t i = 0; i + 1 < bounds.size(); ++i)
     out.push_back(ranks.find(piece.substr(bounds[i], bounds[i + 1] - bounds[i])));
+  if (cacheable) {
+    if (t_cache.map.size() >= kCacheEntries) t_cache.map.clear();
+    t_cache.map.emplace(std::string(piece), std::vector<Token>(out.begin() + first, out.end()));
+  }
 }
 
 void Tokenizer::Impl::encode_ordinary(std::string_view text, std::vector<Token>& out) const {
