@@ -41,6 +41,9 @@ class Tokenizer {
   // Ids of the special tokens named in `text`'s literal occurrences, only those in `allowed`.
   std::vector<Token> encode_with_specials(std::string_view text,
                                           std::span<const std::string> allowed) const;
+  // Many independent texts on ember's thread pool (the same ids as encode() one by one).
+  std::vector<std::vector<Token>> encode_batch(std::span<const std::string_view> texts,
+                                               Specials specials = Specials::kAsText) const;
   std::string decode(std::span<const Token> tokens) const;  // raw bytes, may be invalid UTF-8
   // Bytes of one token (special tokens: their literal text). Throws for unknown ids.
   std::string_view token_bytes(Token token) const;
