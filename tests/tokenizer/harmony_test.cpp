@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <memory>
+#include <random>
 #include <sstream>
 
 #include "ember/core/error.h"
@@ -372,6 +375,432 @@ TEST(HarmonySchema, NestedObject) {
               "required": ["point"]})"),
             "{\n// where\npoint:     // where\n{\n    x: number, // default: 0\n    },\n"
             "tags?: string[],\n}");
+}
+
+// ---- tokens (o200k_harmony) ----
+
+const HarmonyEncoding* encoding() {
+  static std::unique_ptr<tokenizer::Tokenizer> tok = [] {
+    auto path = test::o200k_tiktoken_path();
+    return path ? std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::o200k_harmony(*path))
+                : nullptr;
+  }();
+  static std::unique_ptr<HarmonyEncoding> enc =
+      tok ? std::make_unique<HarmonyEncoding>(*tok) : nullptr;
+  return enc.get();
+}
+
+#define REQUIRE_ENCODING()                                                                  \
+  const HarmonyEncoding* enc = encoding();                                                  \
+  if (!enc) GTEST_SKIP() << "o200k_base.tiktoken not found: run scripts/fetch-vocab (or set " \
+                            "EMBER_O200K_TIKTOKEN)";                                        \
+  const tokenizer::Tokenizer& tok = enc->tokenizer();                                       \
+  (void)tok
+
+std::vector<Token> allow(const tokenizer::Tokenizer& tok, const std::string& text) {
+  return tok.encode(text, tokenizer::Specials::kAllow);
+}
+
+// Token ids as the .txt files that hold them write them: whitespace-separated.
+std::vector<Token> parse_ids(const std::string& text) {
+  std::vector<Token> ids;
+  std::istringstream in(text);
+  for (unsigned long id; in >> id;) ids.push_back(static_cast<Token>(id));
+  return ids;
+}
+
+struct RenderCase {
+  const char* file;
+  Conversation conversation;
+  bool completion = true;  // ends in <|start|>assistant
+  RenderConversationConfig config = {};
+};
+
+std::vector<RenderCase> render_cases() {
+  std::vector<RenderCase> cases = {
+      {"test_simple_convo", simple_convo()},
+      {"test_simple_convo_low_effort", effort_convo(ReasoningEffort::kLow, true)},
+      {"test_simple_convo_medium_effort", effort_convo(ReasoningEffort::kMedium, true)},
+      {"test_simple_convo_high_effort", effort_convo(ReasoningEffort::kHigh, true)},
+      {"test_simple_convo_low_effort_no_instruction", effort_convo(ReasoningEffort::kLow, false)},
+      {"test_simple_convo_medium_effort_no_instruction",
+       effort_convo(ReasoningEffort::kMedium, false)},
+      {"test_simple_convo_high_effort_no_instruction", effort_convo(ReasoningEffort::kHigh, false)},
+      {"test_reasoning_system_message", reasoning_system_message()},
+      {"test_reasoning_system_message_no_instruction", reasoning_system_message_no_instruction()},
+      {"test_reasoning_system_message_with_dates", reasoning_system_message_with_dates()},
+      {"test_render_functions_with_parameters", functions_with_parameters()},
+      {"test_no_tools", {{system(SystemContent().with_conversation_start_date("2025-06-28"))}}},
+      {"test_browser_tool_only",
+       {{system(SystemContent().with_conversation_start_date("2025-06-28").with_browser_tool())}}},
+      {"test_browser_and_function_tool", browser_and_function_tool()},
+      {"test_browser_and_python_tool",
+       {{system(SystemContent()
+                    .with_conversation_start_date("2025-06-28")
+                    .with_browser_tool()
+                    .with_python_tool())}}},
+      {"test_dropping_cot_by_default",
+       cot_convo("User asks: “What is 2 + 2?” Simple arithmetic. Provide answer.")},
+      {"test_does_not_drop_if_ongoing_analysis", ongoing_analysis()},
+      {"test_preserve_cot",
+       cot_convo(R"(User asks a simple question: "What is 2 + 2?" The answer: 4.)"), true,
+       {false}},
+      {"test_keep_analysis_between_finals", keep_analysis_between_finals(), false},
+  };
+  return cases;
+}
+
+TEST(HarmonyTokens, RenderingsEncodeLikeTheExpectedText) {
+  REQUIRE_ENCODING();
+  if (!test::shared_dir("harmony")) GTEST_SKIP() << "../shared/harmony not found";
+  for (const RenderCase& c : render_cases()) {
+    auto expected = load_expected(c.file);
+    ASSERT_TRUE(expected) << c.file;
+    std::vector<Token> tokens =
+        c.completion ? enc->render_conversation_for_completion(c.conversation, Role::kAssistant,
+                                                               c.config)
+                     : enc->render_conversation(c.conversation, c.config);
+    // As the reference's tests: the rendering is the expected text with specials allowed, and
+    // it decodes back to that text.
+    EXPECT_EQ(tokens, allow(tok, *expected)) << c.file;
+    EXPECT_EQ(tok.decode(tokens), *expected) << c.file;
+  }
+}
+
+TEST(HarmonyTokens, SpecialTokens) {
+  REQUIRE_ENCODING();
+  EXPECT_EQ(enc->stop_tokens(), (std::vector<Token>{200002, 200012, 200007}));
+  EXPECT_EQ(enc->stop_tokens_for_assistant_actions(), (std::vector<Token>{200002, 200012}));
+  // <|constrain|> in a content type is the special token; in content it is text.
+  Message call = Message::from_role_and_content(Role::kAssistant, "<|constrain|>")
+                     .with_channel("commentary")
+                     .with_recipient("functions.f")
+                     .with_content_type("<|constrain|>json");
+  std::vector<Token> t = enc->render(call);
+  EXPECT_EQ(std::count(t.begin(), t.end(), tok.special_or_throw("<|constrain|>")), 1);
+  EXPECT_EQ(t.back(), tok.special_or_throw("<|call|>"));
+  EXPECT_EQ(tok.decode(t), render_text(call));
+  // Training: the final answer ends in <|return|>.
+  Conversation c{{user("hi"), assistant("hello", "final")}};
+  std::vector<Token> train = enc->render_conversation_for_training(c);
+  std::vector<Token> plain = enc->render_conversation(c);
+  EXPECT_EQ(train.back(), 200002u);
+  EXPECT_EQ(plain.back(), 200007u);
+  EXPECT_TRUE(std::equal(plain.begin(), plain.end() - 1, train.begin()));
+}
+
+// Feeds `tokens` one at a time; checks that the deltas add up to each message's content.
+std::vector<Message> parse_streaming(const HarmonyEncoding& enc, const std::vector<Token>& tokens,
+                                     std::optional<Role> role, ParseOptions options = {}) {
+  StreamableParser parser(enc, role, options);
+  std::string deltas;
+  size_t done = 0;
+  for (Token t : tokens) {
+    parser.process(t);
+    if (parser.last_content_delta()) deltas += *parser.last_content_delta();
+    if (parser.state() == StreamableParser::State::kContent) {
+      EXPECT_EQ(parser.current_content(), deltas);
+    }
+    if (parser.messages().size() > done) {
+      // A finished message's text is its deltas plus what was held back at its end.
+      EXPECT_EQ(parser.messages().back().text().substr(0, deltas.size()), deltas);
+      deltas.clear();
+      done = parser.messages().size();
+    }
+  }
+  parser.process_eos();
+  EXPECT_EQ(parser.tokens(), tokens);
+  return parser.messages();
+}
+
+void expect_parses(const HarmonyEncoding& enc, const std::vector<Token>& tokens,
+                   std::optional<Role> role, const std::vector<Message>& expected,
+                   ParseOptions options = {}) {
+  EXPECT_EQ(enc.parse_messages_from_completion_tokens(tokens, role, options), expected);
+  EXPECT_EQ(parse_streaming(enc, tokens, role, options), expected);
+}
+
+TEST(HarmonyParse, SimpleReasoningResponse) {
+  REQUIRE_ENCODING();
+  EXPECTED_OR_SKIP(ids, "test_simple_reasoning_response");
+  expect_parses(*enc, parse_ids(ids), Role::kAssistant,
+                {assistant(R"(User asks: "What is 2 + 2?" Simple arithmetic. Provide answer.)",
+                           "analysis"),
+                 assistant("2 + 2 = 4.", "final")});
+}
+
+TEST(HarmonyParse, SimpleToolCall) {
+  REQUIRE_ENCODING();
+  EXPECTED_OR_SKIP(ids, "test_simple_tool_call");
+  expect_parses(
+      *enc, parse_ids(ids), Role::kAssistant,
+      {assistant(R"(User asks: "What is the weather in Tokyo?" We need to use lookup_weather tool.)",
+                 "analysis"),
+       Message::from_role_and_content(Role::kAssistant, R"({"location": "Tokyo"})")
+           .with_channel("analysis")
+           .with_recipient("lookup_weather")
+           .with_content_type("code")});
+}
+
+TEST(HarmonyParse, StreamableParser) {
+  REQUIRE_ENCODING();
+  EXPECTED_OR_SKIP(text, "test_streamable_parser");
+  std::vector<Token> tokens = allow(tok, text);
+  std::vector<Message> expected = {
+      assistant(text.substr(text.find("User asks"), text.find("<|end|>") - text.find("User asks")),
+                "analysis"),
+      Message::from_role_and_content(
+          Role::kAssistant, R"({"query": "current US president July 2025", "topn": 10, "source": "news"})")
+          .with_channel("commentary")
+          .with_recipient("browser.search")
+          .with_content_type("code"),
+      Message::from_author_and_content({Role::kTool, "browser.search"},
+                                       TextContent{R"({"result": "https://openai.com/"})"})
+          .with_channel("commentary")
+          .with_recipient("assistant"),
+  };
+  expect_parses(*enc, tokens, Role::kAssistant, expected);
+
+  // What a client sees while the tool call streams in.
+  StreamableParser p(*enc, Role::kAssistant);
+  EXPECT_EQ(p.current_role(), Role::kAssistant);
+  std::vector<Token> call = allow(tok, R"(<|start|>assistant<|channel|>commentary to=browser.search code<|message|>{"query")");
+  for (Token t : allow(tok, "<|channel|>analysis<|message|>x<|end|>")) p.process(t);
+  EXPECT_EQ(p.current_role(), std::nullopt);
+  for (Token t : call) p.process(t);
+  EXPECT_EQ(p.state(), StreamableParser::State::kContent);
+  EXPECT_EQ(p.current_role(), Role::kAssistant);
+  EXPECT_EQ(p.current_channel(), "commentary");
+  EXPECT_EQ(p.current_recipient(), "browser.search");
+  EXPECT_EQ(p.current_content_type(), "code");
+  EXPECT_EQ(p.current_content(), R"({"query")");
+  p.process(tok.special_or_throw("<|call|>"));
+  EXPECT_EQ(p.state(), StreamableParser::State::kExpectStart);
+  EXPECT_EQ(p.current_channel(), std::nullopt);
+  EXPECT_EQ(p.current_content(), "");
+  ASSERT_EQ(p.messages().size(), 2u);
+  EXPECT_EQ(p.messages()[1].text(), R"({"query")");
+}
+
+TEST(HarmonyParse, ToolResponseParsing) {
+  REQUIRE_ENCODING();
+  EXPECTED_OR_SKIP(text, "test_tool_response_parsing");
+  std::vector<Token> tokens = allow(tok, text);
+  EXPECT_EQ(tok.decode(tokens), text);
+  // The rendered message less its <|end|>; the end of the stream finishes it.
+  std::vector<Token> rendered = enc->render(tool_response());
+  rendered.pop_back();
+  EXPECT_EQ(rendered, tokens);
+  expect_parses(*enc, tokens, std::nullopt, {tool_response()});
+}
+
+TEST(HarmonyParse, ConstrainedToolCalls) {
+  REQUIRE_ENCODING();
+  const std::string weather = R"({"location": "Tokyo"})";
+  auto call = [](const std::string& content, const std::string& type) {
+    return Message::from_role_and_content(Role::kAssistant, content)
+        .with_channel("commentary")
+        .with_recipient("functions.get_weather")
+        .with_content_type(type);
+  };
+  // Recipient before or after the channel, with or without a space before <|constrain|>.
+  for (const char* header : {"assistant to=functions.get_weather<|channel|>commentary <|constrain|>json",
+                             "assistant to=functions.get_weather<|channel|>commentary<|constrain|>json",
+                             "assistant<|channel|>commentary to=functions.get_weather <|constrain|>json",
+                             "assistant<|channel|>commentary to=functions.get_weather<|constrain|>json"}) {
+    std::string text = std::string("<|start|>") + header + "<|message|>" + weather + "<|call|>";
+    expect_parses(*enc, allow(tok, text), std::nullopt, {call(weather, "<|constrain|>json")});
+  }
+  // The canonical form renders back to the same tokens.
+  std::string text = "<|start|>assistant to=functions.get_weather<|channel|>commentary "
+                     "<|constrain|>json<|message|>" + weather + "<|call|>";
+  EXPECT_EQ(enc->render(call(weather, "<|constrain|>json")), allow(tok, text));
+  // After a prompt ending in "<|start|>assistant".
+  expect_parses(*enc,
+                allow(tok, "<|channel|>commentary to=functions.get_weather <|constrain|>json"
+                           "<|message|>" + weather + "<|call|>"),
+                Role::kAssistant, {call(weather, "<|constrain|>json")});
+}
+
+TEST(HarmonyParse, RenderedConversationsParseBack) {
+  REQUIRE_ENCODING();
+  Conversation c = cot_convo("thinking");
+  c.messages.push_back(Message::from_role_and_content(Role::kAssistant, R"({"a": 1})")
+                           .with_channel("commentary")
+                           .with_recipient("functions.f")
+                           .with_content_type("<|constrain|>json"));
+  c.messages.push_back(Message::from_author_and_content({Role::kTool, "functions.f"},
+                                                        TextContent{"42 💖 ünïcödé"})
+                           .with_recipient("assistant")
+                           .with_channel("commentary"));
+  c.messages.push_back(assistant("The answer is 42.", "final"));
+  expect_parses(*enc, enc->render_conversation(c, {false}), std::nullopt, c.messages);
+}
+
+TEST(HarmonyParse, MissingMessageTokenIsAnErrorUnlessLenient) {
+  REQUIRE_ENCODING();
+  const std::string rest =
+      "<|start|>assistant<|channel|>analysis<|message|>We must refuse<|end|>"
+      "<|start|>assistant<|channel|>final<|message|>I'm sorry, but I can't help with that."
+      "<|return|>";
+  std::vector<Message> tail = {assistant("We must refuse", "analysis"),
+                               assistant("I'm sorry, but I can't help with that.", "final")};
+  struct Case {
+    std::string text;
+    std::vector<Message> expected;
+  };
+  std::vector<Case> cases = {
+      {"I must refuse<|end|>" + rest,
+       {Message::from_role_and_content(Role::kAssistant, "I must refuse"), tail[0], tail[1]}},
+      {"<|channel|>analysis I must refuse<|end|>" + rest,
+       {assistant("I must refuse", "analysis"), tail[0], tail[1]}},
+      {"<|channel|>commentary Hello<|end|>", {assistant("Hello", "commentary")}},
+      {"... Let's use the tool.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
+       R"(commentary json<|message|>{"location": "Tokyo"}<|call|>)",
+       {Message::from_role_and_content(Role::kAssistant, "... Let's use the tool."),
+        Message::from_role_and_content(Role::kAssistant, R"({"location": "Tokyo"})")
+            .with_channel("commentary")
+            .with_recipient("functions.get_weather")
+            .with_content_type("json")}},
+  };
+  for (const Case& c : cases) {
+    std::vector<Token> tokens = allow(tok, c.text);
+    EXPECT_THROW(enc->parse_messages_from_completion_tokens(tokens, Role::kAssistant), Error)
+        << c.text;
+    expect_parses(*enc, tokens, Role::kAssistant, c.expected, ParseOptions{false});
+  }
+}
+
+TEST(HarmonyParse, MalformedInputIsAnError) {
+  REQUIRE_ENCODING();
+  auto parse = [&](const std::string& text, std::optional<Role> role = std::nullopt) {
+    return enc->parse_messages_from_completion_tokens(allow(tok, text), role);
+  };
+  auto expect_error = [&](const std::string& text, const std::string& words,
+                          std::optional<Role> role = std::nullopt) {
+    try {
+      parse(text, role);
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  expect_error("hello<|start|>user<|message|>x<|end|>", "<|start|>");        // text before a message
+  expect_error("<|start|>user<|message|>x<|end|>oops", "<|start|>");         // text between messages
+  expect_error("<|start|>assistant<|channel|>final", "ended inside a message header");
+  expect_error("<|start|>assistant<|channel|>final<|end|>", "<|end|>");       // header never ends
+  expect_error("<|start|>assistant<|start|>assistant<|message|>x", "<|start|>");
+  expect_error("<|start|>robot<|message|>x<|end|>", "unknown role 'robot'");
+  expect_error("<|start|><|message|>x<|end|>", "no role");
+  expect_error("<|start|>assistant<|channel|><|message|>x<|end|>", "without a channel name");
+  expect_error("<|start|>assistant to=a b c<|message|>x<|end|>", "remaining in message header");
+  // An id outside the vocabulary: an error in a header, U+FFFD in content (as the reference).
+  StreamableParser p(*enc, std::nullopt);
+  p.process(tok.special_or_throw("<|start|>"));
+  EXPECT_THROW(p.process(4000000000u), Error);
+  StreamableParser q(*enc, std::nullopt);
+  for (Token t : allow(tok, "<|start|>assistant<|channel|>analysis<|message|>Practice invalid "
+                            "token handling.")) {
+    q.process(t);
+  }
+  q.process(4000000000u);
+  q.process_eos();
+  EXPECT_EQ(q.messages(), (std::vector<Message>{assistant(
+                              "Practice invalid token handling.\xEF\xBF\xBD", "analysis")}));
+  // Nothing at all is no message; a stop token right after a stop token is an error.
+  EXPECT_TRUE(parse("").empty());
+  expect_error("<|start|>user<|message|>x<|end|><|end|>", "<|end|>");
+}
+
+TEST(HarmonyParse, RandomTokensNeverCrash) {
+  REQUIRE_ENCODING();
+  // Specials, header words and plain text in random order: the parser either parses or throws
+  // ember::Error, in both modes.
+  std::vector<Token> pool;
+  for (const char* s : {"<|start|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>",
+                        "<|channel|>", "<|constrain|>"}) {
+    pool.push_back(tok.special_or_throw(s));
+  }
+  for (Token t : allow(tok, "assistant user tool to=functions.f analysis final json code x \xF0\x9F\x92\x96"))
+    pool.push_back(t);
+  pool.push_back(9552);  // " \xF0\x9F": an incomplete character
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<Token> tokens(rng() % 24);
+    for (Token& t : tokens) t = pool[rng() % pool.size()];
+    for (bool strict : {true, false}) {
+      std::optional<Role> role;
+      if (trial % 2) role = Role::kAssistant;
+      try {
+        auto messages = enc->parse_messages_from_completion_tokens(tokens, role, {strict});
+        EXPECT_LE(messages.size(), tokens.size());
+      } catch (const Error&) {
+      }
+    }
+  }
+}
+
+TEST(HarmonyParse, Utf8AcrossTokens) {
+  REQUIRE_ENCODING();
+  const std::string fffd = "\xEF\xBF\xBD";
+  std::vector<Token> prefix = allow(tok, "<|start|>assistant<|message|>");
+  std::vector<Token> end = allow(tok, "<|end|>");
+  auto cat = [](std::initializer_list<std::vector<Token>> parts) {
+    std::vector<Token> out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  };
+  auto message = [](const std::string& text) {
+    return Message::from_role_and_content(Role::kAssistant, text);
+  };
+  // 9552 is " \xF0\x9F": a space and the start of a four-byte character that never completes.
+  ASSERT_EQ(tok.token_bytes(9552), " \xF0\x9F");
+  expect_parses(*enc, cat({prefix, {9552, 9552}, tok.encode("worked"), end}), std::nullopt,
+                {message(" " + fffd + " " + fffd + "worked")});
+  expect_parses(*enc, cat({prefix, {9552}, tok.encode("XY"), end}), std::nullopt,
+                {message(" " + fffd + "XY")});
+  expect_parses(*enc, cat({prefix, {9552}, tok.encode(" interesting"), end}), std::nullopt,
+                {message(" " + fffd + " interesting")});
+  // Held-back bytes end with their message and do not leak into the next.
+  expect_parses(*enc, cat({prefix, {9552, 9552}, end, prefix, tok.encode("Hi"), end}),
+                std::nullopt, {message(" " + fffd + " " + fffd), message("Hi")});
+  // The end of the stream flushes what is held back.
+  expect_parses(*enc, cat({prefix, {9552}, tok.encode("Hi")}), std::nullopt,
+                {message(" " + fffd + "Hi")});
+
+  // A character split over tokens comes out whole, once complete.
+  StreamableParser p(*enc, std::nullopt);
+  for (Token t : prefix) p.process(t);
+  std::vector<Token> heart = tok.encode("💖");
+  ASSERT_GE(heart.size(), 2u);
+  for (size_t i = 0; i + 1 < heart.size(); ++i) {
+    p.process(heart[i]);
+    EXPECT_EQ(p.last_content_delta(), std::nullopt);
+    EXPECT_EQ(p.current_content(), "");
+  }
+  p.process(heart.back());
+  EXPECT_EQ(p.last_content_delta(), "💖");
+  EXPECT_EQ(p.current_content(), "💖");
+  for (Token t : end) p.process(t);
+  EXPECT_EQ(p.last_content_delta(), std::nullopt);
+  EXPECT_EQ(p.messages(), (std::vector<Message>{message("💖")}));
+
+  // Without a stop token the content keeps growing, deltas and all.
+  StreamableParser s(*enc, std::nullopt);
+  std::string deltas;
+  for (Token t : cat({prefix, {9552}, tok.encode(" interesting"), tok.encode(" story")})) {
+    s.process(t);
+    if (s.last_content_delta()) deltas += *s.last_content_delta();
+  }
+  EXPECT_EQ(s.current_content(), " " + fffd + " interesting story");
+  EXPECT_EQ(deltas, s.current_content());
+  s.process(tok.encode("Y")[0]);
+  EXPECT_EQ(s.last_content_delta(), "Y");
+
+  const std::string tricky =
+      "Hello Müller, Γειά σου, Привет, שלום, مرحبا, नमस्ते, こんにちは, 안녕하세요, 你好. Normalized "
+      "(naïve) vs. decomposed (naïve) characters. Some emojis: 😊👋🏾👨‍👩‍👧‍👦🇺🇸.";
+  expect_parses(*enc, cat({prefix, tok.encode(tricky), end}), std::nullopt, {message(tricky)});
 }
 
 }  // namespace
