@@ -532,14 +532,22 @@ TEST(HarmonyParse, SimpleReasoningResponse) {
 TEST(HarmonyParse, SimpleToolCall) {
   REQUIRE_ENCODING();
   EXPECTED_OR_SKIP(ids, "test_simple_tool_call");
-  expect_parses(
-      *enc, parse_ids(ids), Role::kAssistant,
-      {assistant(R"(User asks: "What is the weather in Tokyo?" We need to use lookup_weather tool.)",
-                 "analysis"),
-       Message::from_role_and_content(Role::kAssistant, R"({"location": "Tokyo"})")
-           .with_channel("analysis")
-           .with_recipient("lookup_weather")
-           .with_content_type("code")});
+  std::vector<Message> expected = {
+      assistant(R"(User asks: "What is the weather in Tokyo?" We need to use lookup_weather tool.)",
+                "analysis"),
+      Message::from_role_and_content(Role::kAssistant, R"({"location": "Tokyo"})")
+          .with_channel("analysis")
+          .with_recipient("lookup_weather")
+          .with_content_type("code")};
+  // The file ("assistant to=lookup_weather<|channel|>analysis code", after a <|return|>) …
+  expect_parses(*enc, parse_ids(ids), Role::kAssistant, expected);
+  // … and src/tests.rs's own ids ("assistant<|channel|>analysis to=lookup_weather code").
+  std::vector<Token> inline_ids = {
+      200005, 35644,  200008, 1844,   31064,  25,     392,    4827,  382,    290,   11122,
+      306,    40510,  16842,  1416,   1309,   316,    1199,   37342, 170154, 4584,  13,
+      200007, 200006, 173781, 200005, 35644,  316,    28,     29712, 170154, 3490,  200008,
+      10848,  7693,   1243,   392,    173844, 18583};
+  expect_parses(*enc, inline_ids, Role::kAssistant, expected);
 }
 
 TEST(HarmonyParse, StreamableParser) {
