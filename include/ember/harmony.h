@@ -147,6 +147,16 @@ std::string render_conversation_for_training_text(const Conversation& conversati
 // (encoding.rs json_schema_to_typescript). Throws ember::Error for invalid JSON.
 std::string json_schema_to_typescript(std::string_view schema_json, std::string_view indent = "");
 
+// JSON in the reference's serde shapes (chat.rs), for conversations that come from elsewhere:
+// {"messages": [{"role": "user", "content": "Hi"}, {"role": "system", "content": [{"type":
+// "system_content", "model_identity": …, "reasoning_effort": "High", …}]}, …]}. As there, fields
+// missing from system content are absent (not SystemContent's defaults); a lone text content
+// is written as a string. Throws ember::Error naming the message and field at fault.
+Message message_from_json(std::string_view json);
+Conversation conversation_from_json(std::string_view json);
+std::string to_json(const Message& message);
+std::string to_json(const Conversation& conversation);
+
 struct ParseOptions {
   // Non-strict: a message whose header never reached <|message|> (the model skipped it) is kept,
   // its header words as content, instead of being an error.

@@ -347,6 +347,88 @@ TEST(HarmonyRender, Roles) {
   EXPECT_EQ(role_from_name("functions.x"), std::nullopt);
 }
 
+// ---- JSON ----
+
+TEST(HarmonyJson, ReferenceShapes) {
+  // As the reference's Python binding serialises its pydantic models.
+  const std::string json = R"({"messages": [
+    {"role": "system", "content": [{"type": "system_content",
+      "model_identity": "You are ChatGPT, a large language model trained by OpenAI.",
+      "reasoning_effort": "Medium", "tools": null, "conversation_start_date": "2025-06-28",
+      "knowledge_cutoff": "2024-06",
+      "channel_config": {"valid_channels": ["analysis", "commentary", "final"],
+                         "channel_required": true}}]},
+    {"role": "developer", "content": [{"type": "developer_content", "instructions": null,
+      "tools": {"functions": {"name": "functions", "description": null, "tools": [
+        {"name": "lookup_weather", "description": "Weather.",
+         "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
+                        "required": ["location"]}}]}}}]},
+    {"role": "user", "content": [{"type": "text", "text": "Weather in SF?"}]},
+    {"role": "assistant", "channel": "commentary", "recipient": "functions.lookup_weather",
+     "content_type": "<|constrain|>json", "content": "{\"location\": \"SF\"}"},
+    {"role": "tool", "name": "functions.lookup_weather", "recipient": "assistant",
+     "channel": "commentary", "content": "{\"sunny\": true}"}]})";
+  Conversation c = conversation_from_json(json);
+  ASSERT_EQ(c.messages.size(), 5u);
+  EXPECT_EQ(render_conversation_for_completion_text(c),
+            "<|start|>system<|message|>You are ChatGPT, a large language model trained by "
+            "OpenAI.\nKnowledge cutoff: 2024-06\nCurrent date: 2025-06-28\n\nReasoning: medium\n\n"
+            "# Valid channels: analysis, commentary, final. Channel must be included for every "
+            "message.\nCalls to these tools must go to the commentary channel: 'functions'."
+            "<|end|><|start|>developer<|message|># Tools\n\n## functions\n\nnamespace functions "
+            "{\n\n// Weather.\ntype lookup_weather = (_: {\nlocation: string,\n}) => any;\n\n} "
+            "// namespace functions<|end|><|start|>user<|message|>Weather in SF?<|end|>"
+            "<|start|>assistant to=functions.lookup_weather<|channel|>commentary "
+            "<|constrain|>json<|message|>{\"location\": \"SF\"}<|call|><|start|>"
+            "functions.lookup_weather to=assistant<|channel|>commentary<|message|>"
+            "{\"sunny\": true}<|end|><|start|>assistant");
+  // serde semantics: absent system fields stay absent.
+  Message bare = message_from_json(R"({"role": "system", "content": [{"type": "system_content"}]})");
+  EXPECT_EQ(render_text(bare), "<|start|>system<|message|><|end|>");
+}
+
+TEST(HarmonyJson, RoundTrip) {
+  for (const Conversation& c :
+       {simple_convo(), functions_with_parameters(), browser_and_function_tool(),
+        ongoing_analysis(), keep_analysis_between_finals(),
+        Conversation{{system(SystemContent()
+                                 .with_conversation_start_date("2025-06-28")
+                                 .with_browser_tool()
+                                 .with_python_tool()),
+                      tool_response()}}}) {
+    std::string json = to_json(c);
+    Conversation back = conversation_from_json(json);
+    EXPECT_EQ(render_conversation_text(back), render_conversation_text(c)) << json;
+    EXPECT_EQ(to_json(back), json);
+  }
+  Message m = Message::from_author_and_content({Role::kUser, "bob"}, TextContent{"hi"});
+  EXPECT_EQ(to_json(m), R"({"role":"user","name":"bob","content":"hi"})");
+  EXPECT_EQ(message_from_json(to_json(m)), m);
+}
+
+TEST(HarmonyJson, Errors) {
+  auto expect_error = [](const std::string& json, const std::string& words) {
+    try {
+      conversation_from_json(json);
+      ADD_FAILURE() << "no error for " << json;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  expect_error("{", "not valid JSON");
+  expect_error("[]", "'messages' array");
+  expect_error(R"({"messages": [{"role": "robot", "content": "x"}]})", "message 0: unknown role");
+  expect_error(R"({"messages": [{"role": "user"}]})", "missing 'content'");
+  expect_error(R"({"messages": [{"role": "user", "content": 3}]})", "string or an array");
+  expect_error(R"({"messages": [{"role": "user", "content": [{"type": "image"}]}]})",
+               "message 0, content 0: unknown content type 'image'");
+  expect_error(R"({"messages": [{"role": "user", "content": "x", "channel": 1}]})",
+               "'channel' must be a string");
+  expect_error(R"({"messages": [{"role": "system", "content": [{"type": "system_content",
+                  "reasoning_effort": "Extreme"}]}]})",
+               "unknown reasoning_effort");
+}
+
 // ---- JSON schema -> TypeScript ----
 
 TEST(HarmonySchema, ScalarsArraysAndUnions) {
