@@ -125,8 +125,9 @@ struct Conversation {
 };
 
 struct RenderConversationConfig {
-  // Drop analysis messages before the first final answer once the last assistant message is a
-  // final answer (the reference's rule; the Python binding's default).
+  // Drop analysis messages before the conversation's first final answer, once the last assistant
+  // message is a final answer. This is the reference's rule (and its Python binding's default):
+  // analysis after that first final answer is kept (test_keep_analysis_between_finals).
   bool auto_drop_analysis = true;
 };
 

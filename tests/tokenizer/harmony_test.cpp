@@ -347,6 +347,34 @@ TEST(HarmonyRender, Roles) {
   EXPECT_EQ(role_from_name("functions.x"), std::nullopt);
 }
 
+TEST(HarmonyParse, HeaderWords) {
+  auto header = [](std::optional<std::string> name, std::optional<std::string> recipient,
+                   std::optional<std::string> channel, std::optional<std::string> type,
+                   Role role = Role::kAssistant) {
+    return ParsedHeader{{role, std::move(name)}, recipient, channel, type};
+  };
+  EXPECT_EQ(parse_header("assistant", std::nullopt),
+            header(std::nullopt, std::nullopt, std::nullopt, std::nullopt));
+  EXPECT_EQ(parse_header("<|channel|>final", Role::kAssistant),
+            header(std::nullopt, std::nullopt, "final", std::nullopt));
+  EXPECT_EQ(parse_header("assistant<|channel|>analysis to=python code", std::nullopt),
+            header(std::nullopt, "python", "analysis", "code"));
+  EXPECT_EQ(parse_header("assistant to=functions.f<|channel|>commentary<|constrain|>json",
+                         std::nullopt),
+            header(std::nullopt, "functions.f", "commentary", "<|constrain|>json"));
+  EXPECT_EQ(parse_header("browser.search to=assistant<|channel|>commentary", std::nullopt),
+            header("browser.search", "assistant", "commentary", std::nullopt, Role::kTool));
+  EXPECT_EQ(parse_header("user", std::nullopt),
+            header(std::nullopt, std::nullopt, std::nullopt, std::nullopt, Role::kUser));
+  // A lone word after the role is a recipient.
+  EXPECT_EQ(parse_header("assistant python", std::nullopt),
+            header(std::nullopt, "python", std::nullopt, std::nullopt));
+  EXPECT_THROW(parse_header("functions.f", std::nullopt), Error);  // unknown role, no recipient
+  EXPECT_THROW(parse_header("", std::nullopt), Error);
+  EXPECT_THROW(parse_header("assistant<|channel|> final", std::nullopt), Error);
+  EXPECT_THROW(parse_header("assistant to=a b c", std::nullopt), Error);
+}
+
 // ---- JSON ----
 
 TEST(HarmonyJson, ReferenceShapes) {
