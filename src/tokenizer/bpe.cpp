@@ -6,20 +6,27 @@
 
 namespace ember::tokenizer::detail {
 
+namespace {
+__extension__ typedef unsigned __int128 u128;
+inline uint64_t mix(uint64_t a, uint64_t b) {
+  u128 r = static_cast<u128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+}  // namespace
+
 uint64_t RankTable::hash(std::string_view s) {
-  // FNV-1a over 8-byte words, then a final mix: good enough spread for short byte strings.
-  uint64_t h = 1469598103934665603ull ^ s.size();
+  // Multiply-fold over 8-byte words (wyhash-style): one step for the short pairs BPE asks about.
+  constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull;
+  uint64_t h = s.size() * k0;
   size_t i = 0;
   for (; i + 8 <= s.size(); i += 8) {
     uint64_t w;
     std::memcpy(&w, s.data() + i, 8);
-    h = (h ^ w) * 1099511628211ull;
-    h ^= h >> 29;
+    h = mix(h ^ w, k1);
   }
   uint64_t tail = 0;
   std::memcpy(&tail, s.data() + i, s.size() - i);
-  h = (h ^ tail) * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 32);
+  return mix(h ^ tail ^ k0, k1);
 }
 
 void RankTable::grow() {
@@ -37,15 +44,18 @@ void RankTable::grow() {
 bool RankTable::insert(std::string_view bytes, uint32_t rank) {
   if ((count_ + 1) * 2 > slots_.size()) grow();
   size_t mask = slots_.size() - 1;
-  for (size_t i = hash(bytes) & mask;; i = (i + 1) & mask) {
+  uint64_t h = hash(bytes);
+  uint32_t tag = static_cast<uint32_t>(h >> 32);
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
     Slot& s = slots_[i];
     if (s.rank == kNoRank) {
-      s = Slot{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(bytes.size()), rank};
+      s = Slot{tag, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(bytes.size()), rank};
       arena_.append(bytes);
       ++count_;
       return true;
     }
-    if (s.length == bytes.size() && std::memcmp(arena_.data() + s.offset, bytes.data(), s.length) == 0)
+    if (s.tag == tag && s.length == bytes.size() &&
+        std::memcmp(arena_.data() + s.offset, bytes.data(), s.length) == 0)
       return false;
   }
 }
@@ -53,10 +63,13 @@ bool RankTable::insert(std::string_view bytes, uint32_t rank) {
 uint32_t RankTable::find(std::string_view bytes) const {
   if (slots_.empty()) return kNoRank;
   size_t mask = slots_.size() - 1;
-  for (size_t i = hash(bytes) & mask;; i = (i + 1) & mask) {
+  uint64_t h = hash(bytes);
+  uint32_t tag = static_cast<uint32_t>(h >> 32);
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
     if (s.rank == kNoRank) return kNoRank;
-    if (s.length == bytes.size() && std::memcmp(arena_.data() + s.offset, bytes.data(), s.length) == 0)
+    if (s.tag == tag && s.length == bytes.size() &&
+        std::memcmp(arena_.data() + s.offset, bytes.data(), s.length) == 0)
       return s.rank;
   }
 }

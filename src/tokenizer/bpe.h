@@ -20,7 +20,7 @@ class RankTable {
 
  private:
   struct Slot {
-    uint32_t offset = 0, length = 0, rank = kNoRank;
+    uint32_t tag = 0, offset = 0, length = 0, rank = kNoRank;  // tag: high hash bits, checked first
   };
   static uint64_t hash(std::string_view s);
   void grow();

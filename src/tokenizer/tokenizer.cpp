@@ -415,6 +415,15 @@ Tokenizer Tokenizer::o200k_harmony(const std::string& path) {
   return from_tiktoken(path, o200k_harmony_specials(), kO200kPattern);
 }
 
+Tokenizer Tokenizer::load(const std::string& path) {
+  if (std::filesystem::path(path).extension() == ".json") return from_hf_json(path);
+  Tokenizer tok = o200k_harmony(path);
+  if (tok.num_ranks() != 199998)
+    throw_error("{}: {} ranks, but a .tiktoken file is read as o200k_base (199998 ranks); give a "
+                "tokenizer.json for other vocabularies", path, tok.num_ranks());
+  return tok;
+}
+
 std::optional<std::string> find_tokenizer_file(const std::string& model_path) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -5,8 +5,10 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "ember/core/device.h"
+#include "ember/tokenizer/tokenizer.h"
 
 namespace ember::cli {
 
@@ -25,6 +27,13 @@ void register_inspect(CLI::App& app, const GlobalOptions& global);
 void register_logits(CLI::App& app, const GlobalOptions& global);
 void register_generate(CLI::App& app, const GlobalOptions& global);
 void register_fixture(CLI::App& app, const GlobalOptions& global);
+void register_tokenize(CLI::App& app, const GlobalOptions& global);
+void register_detokenize(CLI::App& app, const GlobalOptions& global);
+
+// "1 2 3" -> ids; errors name the option.
+std::vector<int32_t> parse_token_ids(const std::string& text, const char* option);
+// --tokenizer FILE, or the tokenizer.json / *.tiktoken found beside the model (clear error if none).
+tokenizer::Tokenizer load_model_tokenizer(const std::string& model, const std::string& explicit_path);
 
 // True when stdout / stderr is a terminal (progress displays draw only then).
 bool stderr_is_terminal();

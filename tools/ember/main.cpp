@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   cli::register_logits(app, global);
   cli::register_generate(app, global);
   cli::register_fixture(app, global);
+  cli::register_tokenize(app, global);
+  cli::register_detokenize(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

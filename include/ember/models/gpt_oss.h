@@ -1,9 +1,11 @@
 #pragma once
-// gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout, and the
-// forward pass built from ember's blocks, mirroring gpt_oss/torch/model.py.
+// gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout or the
+// Hugging Face one, and the forward pass built from ember's blocks, mirroring
+// gpt_oss/torch/model.py.
 #include <functional>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "ember/core/mxfp4.h"
@@ -31,6 +33,7 @@ struct Config {
   double rope_scaling_factor = 32.0;
   double rope_ntk_alpha = 1.0;
   double rope_ntk_beta = 32.0;
+  double rms_norm_eps = 1e-5;  // model.py hard-codes it; transformers reads rms_norm_eps
 
   int64_t context_length() const { return int64_t(double(initial_context_length) * std::max(1.0, rope_scaling_factor)); }
   bool layer_has_window(int64_t layer) const { return layer % 2 == 0; }  // model.py: layer_idx % 2 == 0
@@ -42,19 +45,36 @@ struct Config {
   static Config from_json_text(const std::string& text, const std::string& where);
 };
 
-struct Block {
-  Tensor attn_norm, qkv_weight, qkv_bias, sinks, out_weight, out_bias;
-  Tensor mlp_norm, gate_weight, gate_bias, mlp1_bias, mlp2_bias;
-  Mxfp4Tensor mlp1_weight, mlp2_weight;  // [E, 2I, H], [E, H, I]
+// One projection of every expert (mlp1 = HF gate_up_proj, mlp2 = HF down_proj). Either packed
+// MXFP4 of logical shape [E, out, in] (original layout, and HF's *_blocks/*_scales, which are the
+// same bytes), or a dense float tensor [E, in, out] (HF's dequantized gate_up_proj/down_proj, used
+// as x @ W[e]). Both stay as loaded: mapped, never expanded.
+struct ExpertWeights {
+  std::variant<Mxfp4Tensor, Tensor> w;
+  // x [n, in] -> x W[e]^T + bias [out], f32 [n, out].
+  Tensor linear(const Tensor& x, int64_t e, const Tensor& bias) const;
 };
+
+// q/k/v are views of the original's fused qkv (rows: q heads, k heads, v heads) or HF's q/k/v_proj.
+struct Block {
+  Tensor attn_norm, q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, sinks, out_weight, out_bias;
+  Tensor mlp_norm, gate_weight, gate_bias, mlp1_bias, mlp2_bias;
+  ExpertWeights mlp1_weight, mlp2_weight;  // [E, 2I, H] (interleaved glu/linear rows), [E, H, I]
+};
+
+enum class CheckpointLayout { Original, HuggingFace };
 
 class Model {
  public:
-  // A checkpoint directory with config.json and *.safetensors in the original layout.
+  // A checkpoint directory with config.json and *.safetensors (sharded or not) in the original
+  // layout (block.N.attn.qkv...) or the Hugging Face one (model.layers.N.self_attn.q_proj...,
+  // experts MXFP4 or dequantized), told apart by the tensor names. Errors name the tensor.
   static Model load(const std::string& dir, Device device = Device::cpu());
+  static CheckpointLayout detect_layout(const formats::safetensors::Checkpoint& ckpt);
   Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor norm, Tensor unembedding, Device device);
   const Config& config() const { return config_; }
   Device device() const { return device_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
 
   // Per-layer caches for incremental decoding (windowed layers keep window - 1 + max_chunk).
   std::vector<nn::KVCache> make_caches(int64_t max_context, int64_t max_chunk) const;
@@ -81,8 +101,8 @@ Config preset(const std::string& name);  // "tiny", "20b", "120b"
 void write_fixture(const Config& config, const std::string& dir, uint64_t seed,
                    const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
-// Resolves --model: a checkpoint directory, or a Hugging Face download whose original/ holds the
-// original layout (preferred when present). Throws naming the path otherwise.
+// Resolves --model: a checkpoint directory (either layout), or a Hugging Face download whose
+// original/ holds the original layout (preferred when present). Throws naming the path otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
 
 // The model with its own per-layer caches, for generate::run.

@@ -35,6 +35,9 @@ class Tokenizer {
   // o200k_harmony: o200k_base ranks (a *.tiktoken file or a tokenizer.json) with gpt-oss's
   // special tokens (gpt_oss/tokenizer.py), reserved range included.
   static Tokenizer o200k_harmony(const std::string& path);
+  // What a user hands ember: a tokenizer.json (its own added tokens), or o200k_base.tiktoken
+  // (gpt-oss's vocabulary: o200k_harmony). Other *.tiktoken vocabularies are refused by name.
+  static Tokenizer load(const std::string& path);
 
   // Tokens of `text`; specials as the policy says.
   std::vector<Token> encode(std::string_view text, Specials specials = Specials::kAsText) const;

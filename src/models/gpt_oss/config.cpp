@@ -1,3 +1,4 @@
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -59,6 +60,7 @@ void Config::validate(const std::string& where) const {
               hidden_size, intermediate_size, kMxfp4BlockSize);
   EMBER_CHECK(rope_theta > 1, "{}: rope_theta must be > 1, got {}", where, rope_theta);
   EMBER_CHECK(swiglu_limit > 0, "{}: swiglu_limit must be positive, got {}", where, swiglu_limit);
+  EMBER_CHECK(rms_norm_eps > 0, "{}: rms_norm_eps must be positive, got {}", where, rms_norm_eps);
   try {
     nn::rope_frequencies(rope());
   } catch (const Error& e) {
@@ -94,17 +96,52 @@ Config Config::from_json_text(const std::string& text, const std::string& where)
     read(j, "rope_ntk_alpha", c.rope_ntk_alpha, where);
     read(j, "rope_ntk_beta", c.rope_ntk_beta, where);
   } else {
-    // transformers' GptOssConfig names (configuration_gpt_oss.py)
+    // transformers' GptOssConfig names (configuration_gpt_oss.py). YaRN parameters sit in
+    // rope_scaling (the published checkpoints, transformers 4.x) or rope_parameters (5.x, which
+    // also moves rope_theta there).
     read(j, "num_local_experts", c.num_experts, where);
     read(j, "num_experts_per_tok", c.experts_per_token, where);
-    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-      const json& rs = j["rope_scaling"];
-      EMBER_CHECK(rs.is_object(), "{}: rope_scaling must be an object", where);
-      const std::string w = where + " rope_scaling";
-      read(rs, "factor", c.rope_scaling_factor, w);
-      read(rs, "beta_fast", c.rope_ntk_beta, w);
-      read(rs, "beta_slow", c.rope_ntk_alpha, w);
-      read(rs, "original_max_position_embeddings", c.initial_context_length, w);
+    read(j, "rms_norm_eps", c.rms_norm_eps, where);
+    const char* rope_key = j.contains("rope_parameters") ? "rope_parameters" : "rope_scaling";
+    if (j.contains(rope_key) && !j[rope_key].is_null()) {
+      const json& rs = j[rope_key];
+      const std::string w = where + " " + rope_key;
+      EMBER_CHECK(rs.is_object(), "{}: must be an object", w);
+      read(rs, "rope_theta", c.rope_theta, w);
+      const std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
+      if (type == "default") {
+        c.rope_scaling_factor = 1.0;
+      } else {
+        EMBER_CHECK(type == "yarn", "{}: rope_type '{}' is not supported (gpt-oss uses yarn)", w, type);
+        read(rs, "factor", c.rope_scaling_factor, w);
+        read(rs, "beta_fast", c.rope_ntk_beta, w);
+        read(rs, "beta_slow", c.rope_ntk_alpha, w);
+        read(rs, "original_max_position_embeddings", c.initial_context_length, w);
+        // transformers rounds the YaRN ramp's ends to integers unless truncate is false (its
+        // default is true); gpt-oss (model.py) never rounds, and its configs say false.
+        EMBER_CHECK(rs.contains("truncate") && rs["truncate"] == false,
+                    "{}: field 'truncate' must be false (gpt-oss's unrounded YaRN ramp), got {}", w,
+                    rs.contains("truncate") ? rs["truncate"].dump() : "nothing (transformers then rounds)");
+        for (const char* key : {"attention_factor", "mscale", "mscale_all_dim"})
+          EMBER_CHECK(!rs.contains(key) || rs[key].is_null(), "{}: field '{}' is not supported (gpt-oss's YaRN "
+                      "concentration is 0.1 ln(factor) + 1)", w, key);
+        // transformers derives the factor from max_position_embeddings / original_max_position_embeddings
+        // when both are given: they must agree with factor.
+        if (j.contains("max_position_embeddings") && j["max_position_embeddings"].is_number()) {
+          const double mpe = j["max_position_embeddings"].get<double>();
+          EMBER_CHECK(std::abs(mpe - double(c.initial_context_length) * c.rope_scaling_factor) < 0.5,
+                      "{}: max_position_embeddings {} is not original_max_position_embeddings {} x factor {}", where,
+                      mpe, c.initial_context_length, c.rope_scaling_factor);
+        }
+      }
+    }
+    EMBER_CHECK(!j.contains("tie_word_embeddings") || j["tie_word_embeddings"] != true,
+                "{}: field 'tie_word_embeddings' is true; gpt-oss has a separate lm_head", where);
+    if (j.contains("quantization_config") && !j["quantization_config"].is_null()) {
+      const json& q = j["quantization_config"];
+      const std::string method = q.is_object() ? q.value("quant_method", std::string()) : std::string();
+      EMBER_CHECK(method == "mxfp4", "{}: quantization_config.quant_method '{}' is not supported (mxfp4 is)", where,
+                  method);
     }
     if (j.contains("layer_types") && j["layer_types"].is_array()) {
       const auto& lt = j["layer_types"];

@@ -1,5 +1,5 @@
 // The gpt-oss forward pass (gpt_oss/torch/model.py) over ember's ops. Activations in f32; weights
-// stay as loaded (bf16 views of the mapped checkpoint, MXFP4 experts packed).
+// stay as loaded (bf16 views of the mapped checkpoint, MXFP4 experts packed; weights.cpp maps them).
 #include <cmath>
 #include <filesystem>
 
@@ -11,31 +11,6 @@
 namespace ember::models::gpt_oss {
 
 namespace {
-
-Tensor expect(const formats::safetensors::Checkpoint& ckpt, const std::string& name, const Shape& shape,
-              Device device) {
-  EMBER_CHECK(ckpt.contains(name), "{}: missing tensor '{}'", ckpt.path(), name);
-  Tensor t = ckpt.get(name);
-  EMBER_CHECK(t.shape() == shape, "{}: tensor '{}' has shape {}, expected {}", ckpt.path(), name, t.shape().str(),
-              shape.str());
-  EMBER_CHECK(is_floating(t.dtype()), "{}: tensor '{}' has dtype {}, expected bf16/f16/f32", ckpt.path(), name,
-              dtype_name(t.dtype()));
-  return t.to(device);
-}
-
-Mxfp4Tensor expect_mxfp4(const formats::safetensors::Checkpoint& ckpt, const std::string& name, int64_t E,
-                         int64_t rows, int64_t cols, Device device) {
-  const std::string bn = name + ".blocks", sn = name + ".scales";
-  for (const auto& n : {bn, sn}) EMBER_CHECK(ckpt.contains(n), "{}: missing tensor '{}'", ckpt.path(), n);
-  Tensor blocks = ckpt.get(bn), scales = ckpt.get(sn);
-  EMBER_CHECK(blocks.dtype() == DType::U8 && scales.dtype() == DType::U8, "{}: tensors '{}' and '{}' must be U8",
-              ckpt.path(), bn, sn);
-  EMBER_CHECK(blocks.shape() == (Shape{E, rows, cols / 32, 16}), "{}: tensor '{}' has shape {}, expected {}",
-              ckpt.path(), bn, blocks.shape().str(), (Shape{E, rows, cols / 32, 16}).str());
-  EMBER_CHECK(scales.shape() == (Shape{E, rows, cols / 32}), "{}: tensor '{}' has shape {}, expected {}",
-              ckpt.path(), sn, scales.shape().str(), (Shape{E, rows, cols / 32}).str());
-  return Mxfp4Tensor::from_parts(blocks.to(device), scales.to(device), name);
-}
 
 // The clamped SwiGLU of model.py on h [n, 2I] (interleaved: glu = h[:, 0::2], lin = h[:, 1::2]).
 Tensor swiglu(const Tensor& h, float limit) {
@@ -53,37 +28,6 @@ Model::Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor 
     : config_(std::move(config)), blocks_(std::move(blocks)), embedding_(std::move(embedding)), norm_(std::move(norm)),
       unembedding_(std::move(unembedding)), rope_(config_.rope()), device_(device) {}
 
-Model Model::load(const std::string& dir, Device device) {
-  namespace fs = std::filesystem;
-  const std::string cfg_path = (fs::path(dir) / "config.json").string();
-  EMBER_CHECK(fs::exists(cfg_path), "{}: no config.json in the checkpoint directory", dir);
-  Config c = Config::from_json_file(cfg_path);
-  auto ckpt = formats::safetensors::Checkpoint::open(dir);
-  const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
-  const int64_t Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
-  std::vector<Block> blocks;
-  for (int64_t n = 0; n < c.num_hidden_layers; ++n) {
-    const std::string p = "block." + std::to_string(n) + ".";
-    Block b;
-    b.attn_norm = expect(ckpt, p + "attn.norm.scale", {H}, device);
-    b.qkv_weight = expect(ckpt, p + "attn.qkv.weight", {Q + 2 * KV, H}, device);
-    b.qkv_bias = expect(ckpt, p + "attn.qkv.bias", {Q + 2 * KV}, device);
-    b.sinks = expect(ckpt, p + "attn.sinks", {c.num_attention_heads}, device);
-    b.out_weight = expect(ckpt, p + "attn.out.weight", {H, Q}, device);
-    b.out_bias = expect(ckpt, p + "attn.out.bias", {H}, device);
-    b.mlp_norm = expect(ckpt, p + "mlp.norm.scale", {H}, device);
-    b.gate_weight = expect(ckpt, p + "mlp.gate.weight", {E, H}, device);
-    b.gate_bias = expect(ckpt, p + "mlp.gate.bias", {E}, device);
-    b.mlp1_weight = expect_mxfp4(ckpt, p + "mlp.mlp1_weight", E, 2 * I, H, device);
-    b.mlp1_bias = expect(ckpt, p + "mlp.mlp1_bias", {E, 2 * I}, device);
-    b.mlp2_weight = expect_mxfp4(ckpt, p + "mlp.mlp2_weight", E, H, I, device);
-    b.mlp2_bias = expect(ckpt, p + "mlp.mlp2_bias", {E, H}, device);
-    blocks.push_back(std::move(b));
-  }
-  return Model(c, std::move(blocks), expect(ckpt, "embedding.weight", {V, H}, device),
-               expect(ckpt, "norm.scale", {H}, device), expect(ckpt, "unembedding.weight", {V, H}, device), device);
-}
-
 std::vector<nn::KVCache> Model::make_caches(int64_t max_context, int64_t max_chunk) const {
   std::vector<nn::KVCache> caches;
   for (int64_t n = 0; n < config_.num_hidden_layers; ++n) {
@@ -98,11 +42,10 @@ std::vector<nn::KVCache> Model::make_caches(int64_t max_context, int64_t max_chu
 Tensor Model::attention(const Block& b, int64_t layer, const Tensor& x, int64_t start_pos, nn::KVCache* cache) const {
   const auto& c = config_;
   const int64_t T = x.dim(0), Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
-  Tensor t = rms_norm(x, b.attn_norm, 1e-5f);
-  Tensor qkv = linear(t, b.qkv_weight, b.qkv_bias);  // [T, (Hq + 2 Hkv) hd]
-  Tensor q = qkv.narrow(1, 0, Hq * hd).contiguous().view({T, Hq, hd});
-  Tensor k = qkv.narrow(1, Hq * hd, Hkv * hd).contiguous().view({T, Hkv, hd});
-  Tensor v = qkv.narrow(1, (Hq + Hkv) * hd, Hkv * hd).contiguous().view({T, Hkv, hd});
+  Tensor t = rms_norm(x, b.attn_norm, float(c.rms_norm_eps));
+  Tensor q = linear(t, b.q_weight, b.q_bias).view({T, Hq, hd});  // model.py: the q rows of qkv
+  Tensor k = linear(t, b.k_weight, b.k_bias).view({T, Hkv, hd});
+  Tensor v = linear(t, b.v_weight, b.v_bias).view({T, Hkv, hd});
   q = rope_.apply(q, start_pos, 0);
   k = rope_.apply(k, start_pos, 0);
   // [T, H, hd] -> [1, H, T, hd] views
@@ -127,7 +70,7 @@ Tensor Model::attention(const Block& b, int64_t layer, const Tensor& x, int64_t 
 Tensor Model::moe(const Block& b, const Tensor& x) const {
   const auto& c = config_;
   const int64_t T = x.dim(0), k = c.experts_per_token;
-  Tensor t = rms_norm(x, b.mlp_norm, 1e-5f);
+  Tensor t = rms_norm(x, b.mlp_norm, float(c.rms_norm_eps));
   Tensor g = linear(t, b.gate_weight, b.gate_bias);  // [T, E]
   auto [values, indices] = topk(g, k);               // sorted, as torch.topk(sorted=True)
   Tensor weights = softmax(values, 1);              // over the selected experts only
@@ -145,8 +88,8 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
     std::vector<int64_t> tokens;
     for (int64_t p : pairs) tokens.push_back(p / k), position[size_t(p)] = row++;
     Tensor rows = index_select(t, 0, Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(device_));
-    Tensor h = mxfp4_linear(rows, b.mlp1_weight.select(e), b.mlp1_bias.select(0, e));
-    Tensor y = mxfp4_linear(swiglu(h, float(c.swiglu_limit)), b.mlp2_weight.select(e), b.mlp2_bias.select(0, e));
+    Tensor h = b.mlp1_weight.linear(rows, e, b.mlp1_bias.select(0, e));  // [n, 2I]
+    Tensor y = b.mlp2_weight.linear(swiglu(h, float(c.swiglu_limit)), e, b.mlp2_bias.select(0, e));
     outputs.push_back(y);
   }
   Tensor ys = index_select(cat(outputs, 0), 0, Tensor::from_vector(position, {T * k}).to(device_));  // [T k, H]
@@ -175,7 +118,7 @@ Tensor Model::forward(const std::vector<int32_t>& tokens, int64_t start_pos, std
     x = moe(b, x);
   }
   if (last_only) x = x.narrow(0, x.dim(0) - 1, 1);
-  return linear(rms_norm(x, norm_, 1e-5f), unembedding_);
+  return linear(rms_norm(x, norm_, float(c.rms_norm_eps)), unembedding_);
 }
 
 std::string resolve_checkpoint_dir(const std::string& path) {
