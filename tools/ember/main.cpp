@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   cli::register_fixture(app, global);
   cli::register_tokenize(app, global);
   cli::register_detokenize(app, global);
+  cli::register_chat(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

@@ -113,6 +113,11 @@ class CausalLM : public generate::CausalModel {
   int64_t max_context() const override { return max_context_; }
   Tensor forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) override;
   void reset() override;
+  // Forgets positions >= `position` so that decoding continues from there (a chat turn that
+  // re-renders the end of the conversation). False, with the caches untouched, when a windowed
+  // layer's ring has already overwritten positions the window still needs: then reset().
+  bool rewind(int64_t position);
+  int64_t position() const;  // the next position to feed
 
  private:
   const Model& model_;

@@ -145,4 +145,22 @@ Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, boo
 
 void CausalLM::reset() { caches_ = model_.make_caches(max_context_, max_chunk_); }
 
+int64_t CausalLM::position() const { return caches_.empty() ? 0 : caches_[0].next_position(); }
+
+bool CausalLM::rewind(int64_t position) {
+  if (position < 0 || position > this->position()) return false;
+  const Config& c = model_.config();
+  for (size_t l = 0; l < caches_.size(); ++l) {
+    // Positions the layer attends to from `position` on must all still be held.
+    int64_t oldest = c.layer_has_window(int64_t(l)) ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
+    std::vector<bool> held(size_t(position - oldest), false);
+    for (int64_t p : caches_[l].positions())
+      if (p >= oldest && p < position) held[size_t(p - oldest)] = true;
+    for (bool h : held)
+      if (!h) return false;
+  }
+  for (auto& cache : caches_) cache.truncate(position);
+  return true;
+}
+
 }  // namespace ember::models::gpt_oss
