@@ -81,9 +81,9 @@ void BM_EncodeSingleLine(benchmark::State& state, std::string unit) {
   state.SetComplexityN(state.range(0));
 }
 
-BENCHMARK(BM_EncodeCorpusOneThread)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeCorpusOneThread)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_EncodeCorpusBatchAllThreads)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_DecodeCorpus)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeCorpus)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_EncodeSingleLine, letters, std::string("a"))
     ->RangeMultiplier(4)->Range(160 << 10, 10 << 20)->Unit(benchmark::kMillisecond)->Complexity();
 BENCHMARK_CAPTURE(BM_EncodeSingleLine, words, std::string("the cat sat "))
