@@ -2,6 +2,7 @@
 // editing and history through libedit; Ctrl-C stops the answer being written, not the program);
 // with stdin not a terminal, one answer per input line and only the final channel on stdout.
 #include <editline/readline.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -243,16 +244,50 @@ const char* kHelp =
     "/help                    this list\n"
     "/quit                    leave (or Ctrl-D)\n";
 
+// libedit's callback interface, driven by poll(): a Ctrl-C at the prompt (SIGINT interrupts poll)
+// discards the line being typed and shows a fresh prompt, as shells do. nullopt at end of input.
+std::optional<std::string> g_line;
+bool g_line_done = false;
+void on_line(char* raw) {
+  g_line_done = true;
+  if (raw) g_line = std::string(raw);
+  else g_line.reset();
+  std::free(raw);
+}
+
+std::optional<std::string> read_line(const char* prompt) {
+  g_line_done = false;
+  g_line.reset();
+  rl_callback_handler_install(prompt, on_line);
+  while (!g_line_done) {
+    pollfd fd{STDIN_FILENO, POLLIN, 0};
+    int rc = ::poll(&fd, 1, -1);
+    if (g_interrupted) {
+      g_interrupted = false;
+      rl_callback_handler_remove();
+      std::fputs("^C\n", stdout);
+      std::fflush(stdout);
+      rl_callback_handler_install(prompt, on_line);
+      continue;
+    }
+    if (rc > 0) rl_callback_read_char();
+  }
+  rl_callback_handler_remove();
+  return g_line;
+}
+
 void interactive(Chat& chat, ChatOptions& o) {
   std::fprintf(stderr, "ember chat — %s reasoning; /help for commands, Ctrl-C stops an answer, Ctrl-D leaves\n",
                effort_name(chat.effort()));
   using_history();
   for (;;) {
     g_interrupted = false;
-    char* raw = readline(">>> ");
-    if (!raw) break;
-    std::string line(raw);
-    std::free(raw);
+    auto got = read_line(">>> ");
+    if (!got) {
+      std::fputs("\n", stdout);
+      break;
+    }
+    std::string line = *got;
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     add_history(line.c_str());
     if (line[0] == '/') {
