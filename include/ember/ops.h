@@ -113,6 +113,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
 Tensor mxfp4_dequantize(const Mxfp4Tensor& w, DType dtype = DType::F32);
 // y = x W^T (+ bias): x [.., K] float, W logical [N, K] MXFP4 -> [.., N] f32. Never expands W.
 Tensor mxfp4_linear(const Tensor& x, const Mxfp4Tensor& w, const std::optional<Tensor>& bias = std::nullopt);
+// gpt-oss's mixture of MXFP4 experts (gpt_oss/torch/model.py MLPBlock after the router): for token
+// t, the sum over slots s of weights[t,s] * (W2[e] swiglu(W1[e] x_t + b1[e]) + b2[e]) with
+// e = indices[t,s] and model.py's clamped SwiGLU (alpha 1.702) on W1's interleaved glu/linear
+// rows. x [T, H] float; indices [T, k] i64; weights [T, k] float; w1 [E, 2I, H], b1 [E, 2I];
+// w2 [E, H, I], b2 [E, H]. f32 [T, H]. On CUDA one fused pass per projection that reads each
+// selected expert's rows once and never leaves the device (decode: no host round trip).
+Tensor moe_mxfp4(const Tensor& x, const Tensor& indices, const Tensor& weights, const Mxfp4Tensor& w1,
+                 const Tensor& b1, const Mxfp4Tensor& w2, const Tensor& b2, float swiglu_limit);
 
 // ---- device ----
 void synchronize(Device device);

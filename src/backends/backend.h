@@ -83,6 +83,19 @@ class Backend {
   // bias [N] contiguous any float dtype or undefined; out [M, N] f32: out = x W^T + bias.
   virtual void mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales,
                             const Tensor& bias, const Tensor& out) = 0;
+  // gpt-oss's MoE over MXFP4 experts for a few tokens, fused (ops.h moe_mxfp4). x [T, H] f32;
+  // indices [T, k] i64; weights [T, k] f32; w1 blocks [E, 2I, H/32, 16], scales [E, 2I, H/32];
+  // b1 [E, 2I]; w2 blocks [E, H, I/32, 16], scales [E, H, I/32]; b2 [E, H]; all contiguous,
+  // biases any float dtype (both the same); out [T, H] f32. False: no fused kernel here (the
+  // op then composes it from other ops).
+  virtual bool moe_mxfp4(const Tensor& x, const Tensor& indices, const Tensor& weights,
+                         const Tensor& w1_blocks, const Tensor& w1_scales, const Tensor& b1,
+                         const Tensor& w2_blocks, const Tensor& w2_scales, const Tensor& b2,
+                         float swiglu_limit, const Tensor& out) {
+    (void)x, (void)indices, (void)weights, (void)w1_blocks, (void)w1_scales, (void)b1, (void)w2_blocks,
+        (void)w2_scales, (void)b2, (void)swiglu_limit, (void)out;
+    return false;
+  }
   // Fused attention. q [B, Hq, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv]: f32, any strides
   // with the last dim contiguous. sinks: f32 [Hq] contiguous or undefined. bias: f32 and mask:
   // bool, each expanded to [B, Hq, Tq, Tk] (0 strides allowed) or undefined. q_positions: i64

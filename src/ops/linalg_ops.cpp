@@ -2,6 +2,9 @@
 #include "backends/backend.h"
 #include "ember/ops.h"
 
+#include <cmath>
+#include <vector>
+
 namespace ember {
 
 namespace {
@@ -128,6 +131,57 @@ Tensor mxfp4_linear(const Tensor& x, const Mxfp4Tensor& w, const std::optional<T
         .mxfp4_linear(x2, w.blocks.contiguous().view({N, K / 32, 16}), w.scales.contiguous().view({N, K / 32}), b,
                       out);
   return out.view(out_shape);
+}
+
+Tensor moe_mxfp4(const Tensor& x, const Tensor& indices, const Tensor& weights, const Mxfp4Tensor& w1,
+                 const Tensor& b1, const Mxfp4Tensor& w2, const Tensor& b2, float swiglu_limit) {
+  EMBER_CHECK(x.defined() && x.ndim() == 2, "moe_mxfp4: x must be [T, H]");
+  EMBER_CHECK(w1.shape.size() == 3 && w2.shape.size() == 3, "moe_mxfp4: expert weights must be [E, rows, cols], got {} and {}",
+              w1.shape.str(), w2.shape.str());
+  const int64_t T = x.dim(0), H = x.dim(1), E = w1.shape[0], I2 = w1.shape[1], I = I2 / 2;
+  EMBER_CHECK(I2 % 2 == 0 && w1.shape[2] == H && w2.shape == (Shape{E, H, I}),
+              "moe_mxfp4: w1 {} and w2 {} do not fit x [T, {}] (expected w1 [E, 2I, {}], w2 [E, {}, I])", w1.shape.str(),
+              w2.shape.str(), H, H, H);
+  EMBER_CHECK(indices.defined() && indices.ndim() == 2 && indices.dim(0) == T && indices.dtype() == DType::I64,
+              "moe_mxfp4: indices must be i64 [T, k]");
+  const int64_t k = indices.dim(1);
+  EMBER_CHECK(weights.defined() && weights.shape() == (Shape{T, k}), "moe_mxfp4: weights must be [{}, {}]", T, k);
+  EMBER_CHECK(b1.defined() && b1.shape() == (Shape{E, I2}) && b2.defined() && b2.shape() == (Shape{E, H}),
+              "moe_mxfp4: biases must be [{}, {}] and [{}, {}]", E, I2, E, H);
+  for (const Tensor* t : {&indices, &weights, &b1, &b2})
+    EMBER_CHECK(t->device() == x.device(), "moe_mxfp4: all inputs must be on {}", x.device().str());
+  EMBER_CHECK(w1.device() == x.device() && w2.device() == x.device(), "moe_mxfp4: experts must be on {}", x.device().str());
+  Tensor out = Tensor::empty({T, H}, DType::F32, x.device());
+  if (T == 0) return out;
+  Tensor xf = x.to(DType::F32).contiguous(), wf = weights.to(DType::F32).contiguous();
+  Tensor c1 = b1.contiguous(), c2 = b2.to(b1.dtype()).contiguous();
+  if (backend::backend_for(x.device())
+          .moe_mxfp4(xf, indices.contiguous(), wf, w1.blocks.contiguous(), w1.scales.contiguous(), c1,
+                     w2.blocks.contiguous(), w2.scales.contiguous(), c2, swiglu_limit, out))
+    return out;
+  // Composed from ops (backends without a fused kernel): group slots by expert as the model does.
+  const auto idx = indices.to(Device::cpu()).to_vector<int64_t>();
+  std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(E));
+  for (int64_t i = 0; i < T * k; ++i) {
+    EMBER_CHECK(idx[size_t(i)] >= 0 && idx[size_t(i)] < E, "moe_mxfp4: expert index {} outside [0, {})", idx[size_t(i)], E);
+    by_expert[size_t(idx[size_t(i)])].push_back(i);
+  }
+  Tensor ys = zeros({T * k, H}, DType::F32, x.device());
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& pairs = by_expert[size_t(e)];
+    if (pairs.empty()) continue;
+    std::vector<int64_t> tokens;
+    for (int64_t p : pairs) tokens.push_back(p / k);
+    Tensor rows = index_select(xf, 0, Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(x.device()));
+    Tensor h = mxfp4_linear(rows, w1.select(e), b1.select(0, e)).view({int64_t(tokens.size()), I, 2});
+    Tensor glu = clamp(h.select(-1, 0), -INFINITY, swiglu_limit);
+    Tensor lin = clamp(h.select(-1, 1), -swiglu_limit, swiglu_limit);
+    Tensor act = mul(mul(glu, sigmoid(mul(glu, 1.702))), add(lin, 1.0));
+    Tensor y = mxfp4_linear(act, w2.select(e), b2.select(0, e));
+    for (size_t r = 0; r < pairs.size(); ++r) ys.select(0, pairs[r]).copy_from(y.select(0, int64_t(r)));
+  }
+  out.copy_from(sum(mul(ys.view({T, k, H}), wf.unsqueeze(-1)), 1));
+  return out;
 }
 
 }  // namespace ember

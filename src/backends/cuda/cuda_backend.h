@@ -40,6 +40,9 @@ class CudaBackend final : public Backend {
   void mxfp4_dequantize(const Tensor& blocks, const Tensor& scales, const Tensor& out) override;
   void mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tensor& scales, const Tensor& bias,
                     const Tensor& out) override;
+  bool moe_mxfp4(const Tensor& x, const Tensor& indices, const Tensor& weights, const Tensor& w1_blocks,
+                 const Tensor& w1_scales, const Tensor& b1, const Tensor& w2_blocks, const Tensor& w2_scales,
+                 const Tensor& b2, float swiglu_limit, const Tensor& out) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks,
                  const Tensor& bias, const Tensor& mask, const Tensor& q_positions,
                  const Tensor& key_positions,

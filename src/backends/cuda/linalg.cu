@@ -108,6 +108,72 @@ __global__ void mxfp4_linear_kernel(const float* x, int64_t M, int64_t K, const 
   }
 }
 
+
+// ---- gpt-oss MoE over MXFP4 experts (decode: a few tokens, each selected expert read once) ----
+
+// Dot of one packed MXFP4 row (nb blocks) with x (nb*32 floats): each lane takes every 32nd block;
+// the warp's sum ends up in every lane.
+__device__ __forceinline__ float mxfp4_row_dot(const uint8_t* row_blocks, const uint8_t* row_scales, int64_t nb,
+                                               const float* x, int lane) {
+  const uint4* w = reinterpret_cast<const uint4*>(row_blocks);
+  float acc = 0.f;
+  for (int64_t k = lane; k < nb; k += 32) {
+    const uint4 q = w[k];
+    const float sc = ldexpf(1.0f, int(row_scales[k]) - 127);
+    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&q);
+    const float4* x4 = reinterpret_cast<const float4*>(x + k * 32);
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float4 xv = x4[j];
+      s += xv.x * fp4(bytes[2 * j] & 0x0f) + xv.y * fp4(bytes[2 * j] >> 4) + xv.z * fp4(bytes[2 * j + 1] & 0x0f) +
+           xv.w * fp4(bytes[2 * j + 1] >> 4);
+    }
+    acc += s * sc;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  return acc;
+}
+
+// act[ts, j] = swiglu(W1[e] row 2j . x_t + b1[e, 2j], W1[e] row 2j+1 . x_t + b1[e, 2j+1]), e = idx[ts],
+// t = ts / k: one warp per j, grid.y over the T*k (token, slot) pairs.
+template <typename B>
+__global__ void moe_up_kernel(const float* x, const int64_t* idx, int64_t k, int64_t H, int64_t I,
+                              const uint8_t* blocks, const uint8_t* scales, const B* bias, float limit, float* act) {
+  const int lane = threadIdx.x % 32;
+  const int64_t j = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  if (j >= I) return;
+  const int64_t ts = blockIdx.y, t = ts / k, e = idx[ts], nb = H / 32;
+  const int64_t r0 = e * 2 * I + 2 * j;  // glu row; r0 + 1 is the linear row
+  const float* xt = x + t * H;
+  float glu = mxfp4_row_dot(blocks + r0 * nb * 16, scales + r0 * nb, nb, xt, lane);
+  float lin = mxfp4_row_dot(blocks + (r0 + 1) * nb * 16, scales + (r0 + 1) * nb, nb, xt, lane);
+  if (lane == 0) {
+    glu = fminf(glu + ld(bias + r0), limit);
+    lin = fmaxf(fminf(lin + ld(bias + r0 + 1), limit), -limit);
+    const float out_glu = glu * (1.0f / (1.0f + expf(-(glu * 1.702f))));
+    act[ts * I + j] = out_glu * (lin + 1.0f);
+  }
+}
+
+// out[t, n] = sum_s weights[t, s] * (W2[e_s] row n . act[t k + s] + b2[e_s, n]): one warp per n,
+// the k slots summed in order (deterministic, no atomics), grid.y over tokens.
+template <typename B>
+__global__ void moe_down_kernel(const float* act, const int64_t* idx, const float* weights, int64_t k, int64_t H,
+                                int64_t I, const uint8_t* blocks, const uint8_t* scales, const B* bias, float* out) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  if (n >= H) return;
+  const int64_t t = blockIdx.y, nb = I / 32;
+  float total = 0.f;
+  for (int64_t s = 0; s < k; ++s) {
+    const int64_t ts = t * k + s, e = idx[ts], r = e * H + n;
+    const float y = mxfp4_row_dot(blocks + r * nb * 16, scales + r * nb, nb, act + ts * I, lane) + ld(bias + r);
+    total += weights[ts] * y;
+  }
+  if (lane == 0) out[t * H + n] = total;
+}
+
 }  // namespace
 
 void CudaBackend::matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, const Tensor& out) {
@@ -174,6 +240,32 @@ void CudaBackend::mxfp4_linear(const Tensor& x, const Tensor& blocks, const Tens
     launch(float{});
   }
   EMBER_CUDA_LAUNCHED();
+}
+
+bool CudaBackend::moe_mxfp4(const Tensor& x, const Tensor& indices, const Tensor& weights, const Tensor& w1_blocks,
+                            const Tensor& w1_scales, const Tensor& b1, const Tensor& w2_blocks, const Tensor& w2_scales,
+                            const Tensor& b2, float swiglu_limit, const Tensor& out) {
+  // 16-byte loads of x, act and the blocks.
+  for (const Tensor* t : {&x, &w1_blocks, &w2_blocks})
+    if (reinterpret_cast<uintptr_t>(t->raw_data()) % 16) return false;
+  cudaStream_t s = stream_for(device_index_);
+  const int64_t T = x.dim(0), H = x.dim(1), k = indices.dim(1), I = w2_blocks.dim(2) * 32;
+  Tensor act = Tensor::empty({T * k, I}, DType::F32, x.device());
+  const int warps = 8;
+  dispatch(b1.dtype(), [&](auto tag) {
+    using B = decltype(tag);
+    if constexpr (is_float_t<B>::value) {
+      moe_up_kernel<B><<<dim3(unsigned((I + warps - 1) / warps), unsigned(T * k)), warps * 32, 0, s>>>(
+          dptr<float>(x), dptr<int64_t>(indices), k, H, I, dptr<uint8_t>(w1_blocks), dptr<uint8_t>(w1_scales),
+          dptr<B>(b1), swiglu_limit, dptr<float>(act));
+      EMBER_CUDA_LAUNCHED();
+      moe_down_kernel<B><<<dim3(unsigned((H + warps - 1) / warps), unsigned(T)), warps * 32, 0, s>>>(
+          dptr<float>(act), dptr<int64_t>(indices), dptr<float>(weights), k, H, I, dptr<uint8_t>(w2_blocks),
+          dptr<uint8_t>(w2_scales), dptr<B>(b2), dptr<float>(out));
+      EMBER_CUDA_LAUNCHED();
+    }
+  });
+  return true;
 }
 
 }  // namespace ember::backend

@@ -74,6 +74,10 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
   Tensor g = linear(t, b.gate_weight, b.gate_bias);  // [T, E]
   auto [values, indices] = topk(g, k);               // sorted, as torch.topk(sorted=True)
   Tensor weights = softmax(values, 1);              // over the selected experts only
+  const auto* w1 = std::get_if<Mxfp4Tensor>(&b.mlp1_weight.w);
+  const auto* w2 = std::get_if<Mxfp4Tensor>(&b.mlp2_weight.w);
+  if (device_.is_cuda() && w1 && w2 && T <= 64)  // decode and short chunks: fused, no host round trip
+    return add(x, moe_mxfp4(t, indices, weights, *w1, b.mlp1_bias, *w2, b.mlp2_bias, float(c.swiglu_limit)));
   // Group the (token, slot) pairs by expert, run each selected expert once on its rows, then
   // put the rows back in (token, slot) order with one gather.
   const auto idx = indices.to_vector<int64_t>();
