@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -20,6 +21,12 @@ namespace ember {
 namespace {
 
 namespace st = formats::safetensors;
+
+// The ember program under test (EMBER_CLI overrides the built one, e.g. in a copied bundle).
+std::string ember_cli() {
+  const char* env = std::getenv("EMBER_CLI");
+  return env && *env ? env : EMBER_CLI_PATH;
+}
 
 std::string run(const std::string& cmd, int* status) {
   std::string out;
@@ -78,21 +85,21 @@ TEST(CliChat, NonInteractiveAnswersOnePerLineWithFinalOnly) {
   write_scripted(dir.file("scripted"), chain);
   std::ofstream(dir.file("in.txt")) << "hi\n\nhow are you?\n";
   int status = 0;
-  std::string cmd = std::string(EMBER_CLI_PATH) + " chat --model " + dir.file("scripted") + " --tokenizer " + *vocab +
+  std::string cmd = ember_cli() + " chat --model " + dir.file("scripted") + " --tokenizer " + *vocab +
                     " --reasoning low < " + dir.file("in.txt") + " 2>" + dir.file("err.txt");
   std::string out = run(cmd, &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "Hello world\nHello world\n");  // two non-empty lines, two answers
 
   // Greedy, a second turn (its prompt holds the first answer), and a tight answer budget.
-  cmd = std::string(EMBER_CLI_PATH) + " chat --model " + dir.file("scripted") + " --tokenizer " + *vocab +
+  cmd = ember_cli() + " chat --model " + dir.file("scripted") + " --tokenizer " + *vocab +
         " --temperature 0 --max-tokens 4 < " + dir.file("in.txt") + " 2>" + dir.file("err.txt");
   out = run(cmd, &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "Hello\nHello\n");  // 4 tokens: <|channel|> final <|message|> Hello
 
   // A model whose vocabulary lacks Harmony's tokens is refused with one clear line.
-  cmd = std::string(EMBER_CLI_PATH) + " chat --model " + std::string(EMBER_TEST_DATA_DIR) + "/gpt_oss/tiny_a --tokenizer " +
+  cmd = ember_cli() + " chat --model " + std::string(EMBER_TEST_DATA_DIR) + "/gpt_oss/tiny_a --tokenizer " +
         *vocab + " < " + dir.file("in.txt") + " 2>&1";
   out = run(cmd, &status);
   EXPECT_NE(status, 0);
