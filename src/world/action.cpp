@@ -178,9 +178,12 @@ std::string ActionSpace::format_frame(const Action& a) const {
       if (!s.empty()) s += '+';
       s += keys_[i].symbol;
     }
-  if (s.empty()) s = ".";
-  if (a.mouse.dx != 0.f || a.mouse.dy != 0.f)
-    s += " " + float_text(a.mouse.dx) + " " + float_text(a.mouse.dy);
+  if (s.empty()) s.push_back('.');
+  if (a.mouse.dx != 0.f || a.mouse.dy != 0.f) {
+    s.push_back(' ');
+    s.append(float_text(a.mouse.dx)).push_back(' ');
+    s.append(float_text(a.mouse.dy));
+  }
   return s;
 }
 
@@ -236,9 +239,12 @@ std::string ActionSpace::format_compact(const std::vector<Action>& actions) cons
         if (!tok.empty()) tok += '+';
         tok += keys_[i].symbol;
       }
-    if (tok.empty()) tok = ".";
-    if (a.mouse.dx != 0.f || a.mouse.dy != 0.f)
-      tok += "@" + float_text(a.mouse.dx) + "," + float_text(a.mouse.dy);
+    if (tok.empty()) tok.push_back('.');
+    if (a.mouse.dx != 0.f || a.mouse.dy != 0.f) {
+      tok.push_back('@');
+      tok.append(float_text(a.mouse.dx)).push_back(',');
+      tok.append(float_text(a.mouse.dy));
+    }
     if (f) out += ' ';
     out += tok;
   }
