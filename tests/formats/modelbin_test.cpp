@@ -390,3 +390,63 @@ TEST(ModelBinReader, TokenizerSectionAndFileSize) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+TEST(ModelBinModel, ConfigRecoveredFromHeader) {
+  for (auto [alpha, beta, factor, eps] : {std::tuple{1.0, 32.0, 32.0, 1e-5}, std::tuple{0.5, 16.0, 8.0, 1e-5},
+                                          std::tuple{2.0, 64.0, 4.0, 1e-5}}) {
+    mb::ConfigValues v{24, 32, 2880, 2880, 64, 64, 8, 128, 4096, 7.0, 150000.0, factor, alpha, beta};
+    const auto c = models::gpt_oss::config_from_modelbin(mb::model_header_for(v), mb::kNumTokens);
+    EXPECT_EQ(c.rope_ntk_alpha, alpha);
+    EXPECT_EQ(c.rope_ntk_beta, beta);
+    EXPECT_EQ(c.rope_scaling_factor, factor);
+    EXPECT_EQ(c.initial_context_length, 4096);
+    EXPECT_EQ(c.rms_norm_eps, eps);
+    EXPECT_EQ(c.rope_theta, 150000.0);
+    EXPECT_EQ(c.swiglu_limit, 7.0);
+    EXPECT_EQ(c.experts_per_token, 4);
+    EXPECT_EQ(c.vocab_size, int64_t(mb::kNumTokens));
+  }
+}
+
+TEST(ModelBinModel, LogitsMatchTheSafeTensorsRun) {
+  auto vocab = test::o200k_tiktoken_path();
+  if (!vocab) GTEST_SKIP() << "o200k_base.tiktoken not found (scripts/fetch-vocab)";
+  const auto fx = golden()["fixtures"]["mb_b"];
+  test::TempDir dir;
+  models::gpt_oss::write_fixture(fixture_config(fx["args"]), dir.file("ckpt"), fx["seed"].get<uint64_t>());
+  mb::ExportOptions opts;
+  opts.tokenizer_path = *vocab;
+  mb::export_checkpoint(dir.file("ckpt"), dir.file("model.bin"), opts);
+  const auto st = models::gpt_oss::Model::load(dir.file("ckpt"));
+  const auto bin = models::gpt_oss::Model::load(
+      models::gpt_oss::resolve_checkpoint_dir(dir.file("model.bin")));  // dispatches on the magic
+  const auto& a = st.config();
+  const auto& b = bin.config();
+  EXPECT_EQ(b.vocab_size, int64_t(mb::kNumTokens));
+  EXPECT_EQ(b.rope_ntk_alpha, a.rope_ntk_alpha);
+  EXPECT_EQ(b.rope_ntk_beta, a.rope_ntk_beta);
+  EXPECT_EQ(b.initial_context_length, a.initial_context_length);
+  EXPECT_EQ(b.context_length(), a.context_length());
+  EXPECT_EQ(b.sliding_window, a.sliding_window);
+  // 12 tokens: more than the window of 8, ids across the vocabulary including specials.
+  const std::vector<int32_t> tokens = {0, 1, 17, 200005, 4096, 199997, 3, 200013, 150000, 42, 7, 9};
+  const auto la = st.forward(tokens).to_vector<float>();
+  const auto lb = bin.forward(tokens).to_vector<float>();
+  const size_t Va = size_t(a.vocab_size), Vb = size_t(b.vocab_size);
+  ASSERT_EQ(lb.size(), tokens.size() * Vb);
+  float max_abs = 0, max_diff = 0;
+  for (size_t t = 0; t < tokens.size(); ++t)
+    for (size_t v = 0; v < Vb; ++v) {
+      max_abs = std::max(max_abs, std::abs(la[t * Va + v]));
+      max_diff = std::max(max_diff, std::abs(la[t * Va + v] - lb[t * Vb + v]));
+    }
+  std::printf("[ logits ] max |a| %g, max |a - b| %g\n", max_abs, max_diff);
+  EXPECT_GT(max_abs, 0.1f);
+  EXPECT_LE(max_diff, 1e-6f * max_abs);
+}
+
+}  // namespace
+}  // namespace ember
