@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "ember/core/error.h"
 #include "ember/formats/modelbin.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
