@@ -370,6 +370,16 @@ Tokenizer Tokenizer::from_tiktoken_text(std::string_view text, const std::string
   return Tokenizer(std::move(impl));
 }
 
+Tokenizer Tokenizer::from_token_bytes(std::span<const std::string_view> tokens, const std::string& source,
+                                      std::map<std::string, Token> specials, std::string pattern) {
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  for (size_t id = 0; id < tokens.size(); ++id) add_ordinary(*impl, tokens[id], static_cast<Token>(id), source);
+  if (impl->ranks.size() == 0) throw_error("{}: no tokens", source);
+  impl->finish(std::move(specials), std::move(pattern));
+  return Tokenizer(std::move(impl));
+}
+
 Tokenizer Tokenizer::from_tiktoken(const std::string& path, std::map<std::string, Token> specials,
                                    std::string pattern) {
   return from_tiktoken_text(read_file(path, "tiktoken ranks file"), path, std::move(specials),

@@ -55,5 +55,30 @@ check generate-no-tokenizer 1 "$ember" generate --model "$src/tests/data/gpt_oss
 check generate-ids 0 "$ember" generate --model "$src/tests/data/gpt_oss/tiny_a" --tokens "1 2 3" --max-tokens 3 --ids
 check logits 0 "$ember" logits --model "$src/tests/data/gpt_oss/tiny_a" --tokens "1 2 3" --out "$tmp/l.npy"
 check model-missing 1 "$ember" logits --model "$tmp/nope" --tokens "1" --out "$tmp/l.npy" && expect_err model-missing "nope"
+# model.bin: export (refusals, no overwrite, quiet when piped), inspect, verify, run from it.
+if [ -f "$vocab" ]; then
+  mb="$tmp/mb"
+  check mb-fixture 0 "$ember" fixture --preset custom --out "$mb" --seed 12 --layers 2 --experts 4 --hidden 64 \
+    --intermediate 64 --heads 2 --kv-heads 1 --head-dim 64 --vocab 200014 --window 8
+  check export 0 "$ember" export --src "$mb" --dst "$tmp/model.bin" --tokenizer "$vocab" && expect_out export "MB/s"
+  [ -s "$tmp/err" ] && { echo "FAIL export: progress drawn on a pipe"; cat "$tmp/err"; fail=1; }
+  check export-exists 1 "$ember" export --src "$mb" --dst "$tmp/model.bin" --tokenizer "$vocab" && expect_err export-exists "--force"
+  check export-force 0 "$ember" export --src "$mb" --dst "$tmp/model.bin" --tokenizer "$vocab" --force
+  check export-head-dim 1 "$ember" export --src "$src/tests/data/gpt_oss/tiny_a" --dst "$tmp/x.bin" --tokenizer "$vocab" && expect_err export-head-dim "head_dim"
+  [ -e "$tmp/x.bin" ] || [ -e "$tmp/x.bin.partial" ] && { echo "FAIL export-head-dim: left a file"; fail=1; }
+  check inspect-bin 0 "$ember" inspect "$tmp/model.bin" && expect_out inspect-bin "block.1.mlp.mlp2_bias"
+  check inspect-bin-json 0 "$ember" inspect --json "$tmp/model.bin" && expect_out inspect-bin-json '"num_text_tokens": 199998'
+  check verify 0 "$ember" verify "$tmp/model.bin" --against "$mb" && expect_out verify "every tensor matches"
+  check mb-fixture-2 0 "$ember" fixture --preset custom --out "$tmp/mb2" --seed 13 --layers 2 --experts 4 --hidden 64 \
+    --intermediate 64 --heads 2 --kv-heads 1 --head-dim 64 --vocab 200014 --window 8
+  check verify-other 1 "$ember" verify "$tmp/model.bin" --against "$tmp/mb2"
+  grep -qF "embedding.weight: differs" "$tmp/err" || { echo "FAIL verify-other: no difference named"; cat "$tmp/err"; fail=1; }
+  check logits-bin 0 "$ember" logits --model "$tmp/model.bin" --tokens "1 2 200006" --out "$tmp/lb.npy"
+  check generate-bin 0 "$ember" generate --model "$tmp/model.bin" --prompt "Hello" --max-tokens 3
+  head -c 100000 "$tmp/model.bin" >"$tmp/trunc.bin"
+  check verify-truncated 1 "$ember" verify "$tmp/trunc.bin" && expect_err verify-truncated "truncated"
+  printf 'GPT-OSS v1.1xxxxxxxxxxxxxxxxxxxxxxx' >"$tmp/magic.bin"
+  check logits-not-bin 1 "$ember" logits --model "$tmp/magic.bin" --tokens "1" --out "$tmp/l.npy" && expect_err logits-not-bin "magic"
+fi
 [ $fail -eq 0 ] && echo "cli: all checks passed"
 exit $fail

@@ -4,7 +4,10 @@
 #include <iterator>
 #include <sstream>
 
+#include <filesystem>
+
 #include "commands.h"
+#include "ember/formats/modelbin.h"
 #include "ember/core/error.h"
 #include "ember/tokenizer/tokenizer.h"
 
@@ -62,6 +65,9 @@ std::string read_all(const std::string& path) {
 
 tokenizer::Tokenizer load_model_tokenizer(const std::string& model, const std::string& explicit_path) {
   if (!explicit_path.empty()) return tokenizer::Tokenizer::load(explicit_path);
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(model, ec) && formats::modelbin::File::has_magic(model))
+    return formats::modelbin::File::open(model).tokenizer();  // the vocabulary model.bin carries
   auto found = tokenizer::find_tokenizer_file(model);
   EMBER_CHECK(found.has_value(),
               "{}: no tokenizer found (looked for tokenizer.json or *.tiktoken beside it and in two parent "

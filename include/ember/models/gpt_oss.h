@@ -14,6 +14,10 @@
 #include "ember/nn/kv_cache.h"
 #include "ember/nn/rope.h"
 
+namespace ember::formats::modelbin {
+struct ModelHeader;
+}
+
 namespace ember::models::gpt_oss {
 
 struct Config {
@@ -69,7 +73,11 @@ class Model {
   // A checkpoint directory with config.json and *.safetensors (sharded or not) in the original
   // layout (block.N.attn.qkv...) or the Hugging Face one (model.layers.N.self_attn.q_proj...,
   // experts MXFP4 or dequantized), told apart by the tensor names. Errors name the tensor.
+  // A model.bin file (OpenAI's Metal format, formats/modelbin.h) is accepted too.
   static Model load(const std::string& dir, Device device = Device::cpu());
+  // From a model.bin: vocabulary 200014 (its embedding rows), q/k rows restored to the
+  // checkpoint's half-split order and scale, MXFP4 scales without the +14 offset.
+  static Model load_modelbin(const std::string& path, Device device = Device::cpu());
   static CheckpointLayout detect_layout(const formats::safetensors::Checkpoint& ckpt);
   Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor norm, Tensor unembedding, Device device);
   const Config& config() const { return config_; }
@@ -101,8 +109,13 @@ Config preset(const std::string& name);  // "tiny", "20b", "120b"
 void write_fixture(const Config& config, const std::string& dir, uint64_t seed,
                    const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
-// Resolves --model: a checkpoint directory (either layout), or a Hugging Face download whose
-// original/ holds the original layout (preferred when present). Throws naming the path otherwise.
+// The configuration a model.bin header describes (YaRN's config values recovered from its derived
+// terms: the simplest values that reproduce the stored f32s exactly).
+Config config_from_modelbin(const formats::modelbin::ModelHeader& header, uint32_t vocabulary_size);
+
+// Resolves --model: a checkpoint directory (either layout), a model.bin file, or a Hugging Face
+// download whose original/ holds the original layout (preferred when present). Throws naming the
+// path otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
 
 // The model with its own per-layer caches, for generate::run.

@@ -30,6 +30,9 @@ class Tokenizer {
   // Ranks from memory (the same text format); `source` names it in errors.
   static Tokenizer from_tiktoken_text(std::string_view text, const std::string& source,
                                       std::map<std::string, Token> specials, std::string pattern);
+  // Ranks as each id's bytes in memory (id = rank; model.bin's text tokens); `source` names them.
+  static Tokenizer from_token_bytes(std::span<const std::string_view> tokens, const std::string& source,
+                                    std::map<std::string, Token> specials, std::string pattern);
   // Hugging Face tokenizer.json of a byte-level BPE vocabulary (model.vocab + added_tokens).
   static Tokenizer from_hf_json(const std::string& path);
   // o200k_harmony: o200k_base ranks (a *.tiktoken file or a tokenizer.json) with gpt-oss's

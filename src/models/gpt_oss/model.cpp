@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "ember/formats/modelbin.h"
 #include "ember/models/gpt_oss.h"
 #include "ember/nn/attention.h"
 #include "ember/nn/streaming_attention.h"
@@ -129,9 +130,12 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   EMBER_CHECK(fs::exists(path, ec), "{}: no such file or directory", path);
-  EMBER_CHECK(!path.ends_with(".bin"), "{}: model.bin files are not supported yet (the model.bin issue adds them)",
-              path);
-  EMBER_CHECK(fs::is_directory(path, ec), "{}: expected a checkpoint directory", path);
+  if (fs::is_regular_file(path, ec)) {
+    EMBER_CHECK(formats::modelbin::File::has_magic(path),
+                "{}: not a model.bin (no 'GPT-OSS v1.0' magic); expected a checkpoint directory or a model.bin", path);
+    return path;
+  }
+  EMBER_CHECK(fs::is_directory(path, ec), "{}: expected a checkpoint directory or a model.bin file", path);
   if (fs::exists(fs::path(path) / "original" / "config.json", ec)) return (fs::path(path) / "original").string();
   EMBER_CHECK(fs::exists(fs::path(path) / "config.json", ec), "{}: no config.json (nor original/config.json)", path);
   return path;

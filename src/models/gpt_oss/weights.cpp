@@ -8,6 +8,7 @@
 // transposed to [E, in, out] (integrations/mxfp4.py: convert_moe_packed_tensors(...).transpose(1, 2)).
 #include <filesystem>
 
+#include "ember/formats/modelbin.h"
 #include "ember/models/gpt_oss.h"
 #include "ember/ops.h"
 
@@ -135,6 +136,8 @@ CheckpointLayout Model::detect_layout(const Checkpoint& ckpt) {
 
 Model Model::load(const std::string& dir, Device device) {
   namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(dir, ec) && formats::modelbin::File::has_magic(dir)) return load_modelbin(dir, device);
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   EMBER_CHECK(fs::exists(cfg_path), "{}: no config.json in the checkpoint directory", dir);
   Config c = Config::from_json_file(cfg_path);
