@@ -25,6 +25,7 @@ void register_inspect(CLI::App& app, const GlobalOptions& global);
 void register_logits(CLI::App& app, const GlobalOptions& global);
 void register_generate(CLI::App& app, const GlobalOptions& global);
 void register_fixture(CLI::App& app, const GlobalOptions& global);
+void register_bench(CLI::App& app, const GlobalOptions& global);
 
 // True when stdout / stderr is a terminal (progress displays draw only then).
 bool stderr_is_terminal();

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   cli::register_logits(app, global);
   cli::register_generate(app, global);
   cli::register_fixture(app, global);
+  cli::register_bench(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

@@ -1,11 +1,13 @@
 #pragma once
 // gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout, and the
 // forward pass built from ember's blocks, mirroring gpt_oss/torch/model.py.
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ember/core/memory.h"
 #include "ember/core/mxfp4.h"
 #include "ember/formats/safetensors.h"
 #include "ember/generate/runner.h"
@@ -50,8 +52,11 @@ struct Block {
 
 class Model {
  public:
-  // A checkpoint directory with config.json and *.safetensors in the original layout.
-  static Model load(const std::string& dir, Device device = Device::cpu());
+  // A checkpoint directory with config.json and *.safetensors in the original layout. On the CPU
+  // the weights stay views of the mapped files (nothing is read until used); `progress(bytes_done,
+  // bytes_total)` follows the tensors as they are mapped or copied to the device.
+  static Model load(const std::string& dir, Device device = Device::cpu(),
+                    const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor norm, Tensor unembedding, Device device);
   const Config& config() const { return config_; }
   Device device() const { return device_; }
@@ -84,6 +89,34 @@ void write_fixture(const Config& config, const std::string& dir, uint64_t seed,
 // Resolves --model: a checkpoint directory, or a Hugging Face download whose original/ holds the
 // original layout (preferred when present). Throws naming the path otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
+
+// `ember bench`: load a checkpoint, prefill `prompt_tokens` seeded random token ids in one forward
+// pass, then `decode_tokens` greedy steps of one token each with the KV cache. Every phase ends by
+// reading its logits back to the host, so device work is included in the times.
+struct BenchOptions {
+  int64_t prompt_tokens = 128;
+  int64_t decode_tokens = 32;
+  uint64_t seed = 0;  // the prompt's ids: philox4x32(seed, i)[0] % vocab_size
+  Device device = Device::cpu();
+  // phase "load" (bytes done, total), "prefill" (0 or 1 of 1 passes), "decode" (steps done, total).
+  std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+};
+
+struct BenchResult {
+  Config config;
+  int64_t prompt_tokens = 0, decode_tokens = 0;
+  double load_seconds = 0;
+  double prefill_seconds = 0;        // the prompt's forward pass, its logits read back
+  double time_to_first_token = 0;    // from the start of the prefill to the first token's id
+  double decode_seconds = 0;         // all decode steps
+  std::vector<int32_t> prompt;       // the synthetic prompt
+  std::vector<int32_t> generated;    // the first token (from the prefill), then one per decode step
+  ProcessMemory memory;              // read after the run; peak_resident covers loading too
+  double prefill_tokens_per_second() const { return double(prompt_tokens) / std::max(prefill_seconds, 1e-12); }
+  double decode_tokens_per_second() const { return double(decode_tokens) / std::max(decode_seconds, 1e-12); }
+};
+
+BenchResult bench(const std::string& dir, const BenchOptions& options);
 
 // The model with its own per-layer caches, for generate::run.
 class CausalLM : public generate::CausalModel {

@@ -12,19 +12,32 @@ namespace ember::models::gpt_oss {
 
 namespace {
 
+// Counts the bytes of the tensors taken so far, for Model::load's progress.
+struct LoadProgress {
+  explicit LoadProgress(const std::function<void(uint64_t, uint64_t)>& r) : report(r) {}
+  const std::function<void(uint64_t, uint64_t)>& report;
+  uint64_t done = 0, total = 0;
+  void add(uint64_t bytes) {
+    done += bytes;
+    if (report) report(done, total);
+  }
+};
+
 Tensor expect(const formats::safetensors::Checkpoint& ckpt, const std::string& name, const Shape& shape,
-              Device device) {
+              Device device, LoadProgress& progress) {
   EMBER_CHECK(ckpt.contains(name), "{}: missing tensor '{}'", ckpt.path(), name);
   Tensor t = ckpt.get(name);
   EMBER_CHECK(t.shape() == shape, "{}: tensor '{}' has shape {}, expected {}", ckpt.path(), name, t.shape().str(),
               shape.str());
   EMBER_CHECK(is_floating(t.dtype()), "{}: tensor '{}' has dtype {}, expected bf16/f16/f32", ckpt.path(), name,
               dtype_name(t.dtype()));
-  return t.to(device);
+  Tensor out = t.to(device);
+  progress.add(ckpt.info(name).nbytes());
+  return out;
 }
 
 Mxfp4Tensor expect_mxfp4(const formats::safetensors::Checkpoint& ckpt, const std::string& name, int64_t E,
-                         int64_t rows, int64_t cols, Device device) {
+                         int64_t rows, int64_t cols, Device device, LoadProgress& progress) {
   const std::string bn = name + ".blocks", sn = name + ".scales";
   for (const auto& n : {bn, sn}) EMBER_CHECK(ckpt.contains(n), "{}: missing tensor '{}'", ckpt.path(), n);
   Tensor blocks = ckpt.get(bn), scales = ckpt.get(sn);
@@ -34,7 +47,9 @@ Mxfp4Tensor expect_mxfp4(const formats::safetensors::Checkpoint& ckpt, const std
               ckpt.path(), bn, blocks.shape().str(), (Shape{E, rows, cols / 32, 16}).str());
   EMBER_CHECK(scales.shape() == (Shape{E, rows, cols / 32}), "{}: tensor '{}' has shape {}, expected {}",
               ckpt.path(), sn, scales.shape().str(), (Shape{E, rows, cols / 32}).str());
-  return Mxfp4Tensor::from_parts(blocks.to(device), scales.to(device), name);
+  Mxfp4Tensor out = Mxfp4Tensor::from_parts(blocks.to(device), scales.to(device), name);
+  progress.add(ckpt.info(bn).nbytes() + ckpt.info(sn).nbytes());
+  return out;
 }
 
 // The clamped SwiGLU of model.py on h [n, 2I] (interleaved: glu = h[:, 0::2], lin = h[:, 1::2]).
@@ -53,35 +68,40 @@ Model::Model(Config config, std::vector<Block> blocks, Tensor embedding, Tensor 
     : config_(std::move(config)), blocks_(std::move(blocks)), embedding_(std::move(embedding)), norm_(std::move(norm)),
       unembedding_(std::move(unembedding)), rope_(config_.rope()), device_(device) {}
 
-Model Model::load(const std::string& dir, Device device) {
+Model Model::load(const std::string& dir, Device device, const std::function<void(uint64_t, uint64_t)>& progress) {
   namespace fs = std::filesystem;
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   EMBER_CHECK(fs::exists(cfg_path), "{}: no config.json in the checkpoint directory", dir);
   Config c = Config::from_json_file(cfg_path);
   auto ckpt = formats::safetensors::Checkpoint::open(dir);
+  LoadProgress lp(progress);
+  for (const auto& name : ckpt.names()) lp.total += ckpt.info(name).nbytes();
   const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
   const int64_t Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
   std::vector<Block> blocks;
   for (int64_t n = 0; n < c.num_hidden_layers; ++n) {
     const std::string p = "block." + std::to_string(n) + ".";
     Block b;
-    b.attn_norm = expect(ckpt, p + "attn.norm.scale", {H}, device);
-    b.qkv_weight = expect(ckpt, p + "attn.qkv.weight", {Q + 2 * KV, H}, device);
-    b.qkv_bias = expect(ckpt, p + "attn.qkv.bias", {Q + 2 * KV}, device);
-    b.sinks = expect(ckpt, p + "attn.sinks", {c.num_attention_heads}, device);
-    b.out_weight = expect(ckpt, p + "attn.out.weight", {H, Q}, device);
-    b.out_bias = expect(ckpt, p + "attn.out.bias", {H}, device);
-    b.mlp_norm = expect(ckpt, p + "mlp.norm.scale", {H}, device);
-    b.gate_weight = expect(ckpt, p + "mlp.gate.weight", {E, H}, device);
-    b.gate_bias = expect(ckpt, p + "mlp.gate.bias", {E}, device);
-    b.mlp1_weight = expect_mxfp4(ckpt, p + "mlp.mlp1_weight", E, 2 * I, H, device);
-    b.mlp1_bias = expect(ckpt, p + "mlp.mlp1_bias", {E, 2 * I}, device);
-    b.mlp2_weight = expect_mxfp4(ckpt, p + "mlp.mlp2_weight", E, H, I, device);
-    b.mlp2_bias = expect(ckpt, p + "mlp.mlp2_bias", {E, H}, device);
+    b.attn_norm = expect(ckpt, p + "attn.norm.scale", {H}, device, lp);
+    b.qkv_weight = expect(ckpt, p + "attn.qkv.weight", {Q + 2 * KV, H}, device, lp);
+    b.qkv_bias = expect(ckpt, p + "attn.qkv.bias", {Q + 2 * KV}, device, lp);
+    b.sinks = expect(ckpt, p + "attn.sinks", {c.num_attention_heads}, device, lp);
+    b.out_weight = expect(ckpt, p + "attn.out.weight", {H, Q}, device, lp);
+    b.out_bias = expect(ckpt, p + "attn.out.bias", {H}, device, lp);
+    b.mlp_norm = expect(ckpt, p + "mlp.norm.scale", {H}, device, lp);
+    b.gate_weight = expect(ckpt, p + "mlp.gate.weight", {E, H}, device, lp);
+    b.gate_bias = expect(ckpt, p + "mlp.gate.bias", {E}, device, lp);
+    b.mlp1_weight = expect_mxfp4(ckpt, p + "mlp.mlp1_weight", E, 2 * I, H, device, lp);
+    b.mlp1_bias = expect(ckpt, p + "mlp.mlp1_bias", {E, 2 * I}, device, lp);
+    b.mlp2_weight = expect_mxfp4(ckpt, p + "mlp.mlp2_weight", E, H, I, device, lp);
+    b.mlp2_bias = expect(ckpt, p + "mlp.mlp2_bias", {E, H}, device, lp);
     blocks.push_back(std::move(b));
   }
-  return Model(c, std::move(blocks), expect(ckpt, "embedding.weight", {V, H}, device),
-               expect(ckpt, "norm.scale", {H}, device), expect(ckpt, "unembedding.weight", {V, H}, device), device);
+  Tensor embedding = expect(ckpt, "embedding.weight", {V, H}, device, lp);
+  Tensor norm = expect(ckpt, "norm.scale", {H}, device, lp);
+  Tensor unembedding = expect(ckpt, "unembedding.weight", {V, H}, device, lp);
+  if (progress && lp.done != lp.total) progress(lp.total, lp.total);  // tensors the model does not use
+  return Model(c, std::move(blocks), std::move(embedding), std::move(norm), std::move(unembedding), device);
 }
 
 std::vector<nn::KVCache> Model::make_caches(int64_t max_context, int64_t max_chunk) const {
