@@ -78,8 +78,12 @@ TensorSource bf16_tensor(const std::string& name, std::vector<int64_t> shape, fl
               uint16_t* v = reinterpret_cast<uint16_t*>(out);
               const uint64_t first = at / 2;
               parallel_for(int64_t(bytes / 2), 1 << 14, [&](int64_t b, int64_t e) {
-                for (int64_t j = b; j < e; ++j)
-                  v[j] = f32_to_bf16(mean + sigma * philox_normal(key, first + uint64_t(j)));
+                float z[1024];
+                for (int64_t j = b; j < e; j += 1024) {
+                  const int64_t n = std::min<int64_t>(1024, e - j);
+                  philox_normal_many(key, first + uint64_t(j), uint64_t(n), z);
+                  for (int64_t t = 0; t < n; ++t) v[j + t] = f32_to_bf16(mean + sigma * z[t]);
+                }
               });
             }, sink);
           }};
@@ -92,12 +96,16 @@ TensorSource u8_tensor(const std::string& name, std::vector<int64_t> shape, int 
             const uint32_t range = uint32_t(hi - lo + 1);
             stream_pieces(element_count(shape), [&](uint8_t* out, uint64_t at, uint64_t bytes) {
               const int64_t groups = int64_t((bytes + 3) / 4);
-              parallel_for(groups, 1 << 14, [&](int64_t b, int64_t e) {
-                for (int64_t g = b; g < e; ++g) {
-                  const auto r = philox4x32(key, at / 4 + uint64_t(g));
-                  const uint64_t j = uint64_t(g) * 4;
-                  for (uint64_t k = 0; k < 4 && j + k < bytes; ++k)
-                    out[j + k] = uint8_t(lo + int(range == 256 ? r[k] & 0xff : r[k] % range));
+              parallel_for(groups, 1 << 12, [&](int64_t b, int64_t e) {
+                uint32_t r[4 * 256];
+                for (int64_t g = b; g < e; g += 256) {
+                  const int64_t n = std::min<int64_t>(256, e - g);
+                  philox4x32_many(key, at / 4 + uint64_t(g), uint64_t(n), r);
+                  const uint64_t j = uint64_t(g) * 4, m = std::min<uint64_t>(uint64_t(n) * 4, bytes - j);
+                  if (range == 256)
+                    for (uint64_t k = 0; k < m; ++k) out[j + k] = uint8_t(lo + int(r[k] & 0xff));
+                  else
+                    for (uint64_t k = 0; k < m; ++k) out[j + k] = uint8_t(lo + int(r[k] % range));
                 }
               });
             }, sink);
