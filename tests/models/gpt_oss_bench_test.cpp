@@ -45,6 +45,8 @@ TEST(GptOssBench, TimesPrefillAndDecodeOfTheGreedyContinuation) {
   EXPECT_GT(r.decode_tokens_per_second(), 0);
   EXPECT_GT(r.memory.peak_resident, 0u);
   EXPECT_GE(r.memory.peak_resident, r.memory.resident);
+  EXPECT_GE(r.prefill_cpu_seconds, 0);
+  EXPECT_GE(r.decode_cpu_seconds, 0);
 
   // The same tokens as greedy decoding by recomputing the whole sequence (no cache).
   const Model model = Model::load(kTinyA);
@@ -88,6 +90,7 @@ TEST(ProcessMemory, ReportsResidentBytes) {
   EXPECT_GE(m.peak_resident, m.resident);
   EXPECT_GT(m.resident_anon, 0u);
 #endif
+  EXPECT_GT(process_cpu_seconds(), 0);
 }
 
 }  // namespace

@@ -82,6 +82,8 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
                                   {"time_to_first_token_seconds", r.time_to_first_token},
                                   {"decode_seconds", r.decode_seconds},
                                   {"decode_tokens_per_second", r.decode_tokens_per_second()},
+                                  {"prefill_cpu_seconds", r.prefill_cpu_seconds},
+                                  {"decode_cpu_seconds", r.decode_cpu_seconds},
                                   {"peak_resident_bytes", m.peak_resident},
                                   {"resident_bytes", m.resident},
                                   {"resident_anon_bytes", m.resident_anon},
@@ -96,10 +98,13 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
                 (long long)c.num_hidden_layers, (long long)c.num_experts, (long long)c.hidden_size,
                 bo.device.str().c_str(), num_threads());
     std::printf("load     %.3f s\n", r.load_seconds);
-    std::printf("prefill  %lld tokens in %.3f s: %.2f tok/s (time to first token %.3f s)\n",
-                (long long)r.prompt_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.time_to_first_token);
-    std::printf("decode   %lld tokens in %.3f s: %.2f tok/s\n", (long long)r.decode_tokens, r.decode_seconds,
-                r.decode_tokens_per_second());
+    // CPU time / wall time: below the thread count when the cores were shared with other work.
+    auto busy = [](double cpu, double wall) { return cpu / std::max(wall, 1e-9); };
+    std::printf("prefill  %lld tokens in %.3f s: %.2f tok/s (time to first token %.3f s; %.2f cores busy)\n",
+                (long long)r.prompt_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.time_to_first_token,
+                busy(r.prefill_cpu_seconds, r.prefill_seconds));
+    std::printf("decode   %lld tokens in %.3f s: %.2f tok/s (%.2f cores busy)\n", (long long)r.decode_tokens,
+                r.decode_seconds, r.decode_tokens_per_second(), busy(r.decode_cpu_seconds, r.decode_seconds));
     std::printf("memory   peak resident %s; now %s = %s mapped files + %s allocated\n", size(m.peak_resident).c_str(),
                 size(m.resident).c_str(), size(m.resident_file).c_str(), size(m.resident_anon).c_str());
   });

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ember/core/memory.h"
+#include "ember/core/process.h"
 #include "ember/core/mxfp4.h"
 #include "ember/formats/safetensors.h"
 #include "ember/generate/runner.h"
@@ -109,6 +109,9 @@ struct BenchResult {
   double prefill_seconds = 0;        // the prompt's forward pass, its logits read back
   double time_to_first_token = 0;    // from the start of the prefill to the first token's id
   double decode_seconds = 0;         // all decode steps
+  // CPU seconds of all threads in the prefill and decode phases: cpu / wall below the thread
+  // count means the cores were shared (or waited on the device or the disk).
+  double prefill_cpu_seconds = 0, decode_cpu_seconds = 0;
   std::vector<int32_t> prompt;       // the synthetic prompt
   std::vector<int32_t> generated;    // the first token (from the prefill), then one per decode step
   ProcessMemory memory;              // read after the run; peak_resident covers loading too

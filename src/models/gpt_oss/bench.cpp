@@ -38,20 +38,24 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
   auto caches = model.make_caches(context, o.prompt_tokens);
   report("prefill", 0, 1);
   start = std::chrono::steady_clock::now();
+  double cpu = process_cpu_seconds();
   // Reading the logits [1, V] back to the host waits for the device.
   std::vector<float> logits = model.forward(r.prompt, 0, &caches, /*last_only=*/true).to_vector<float>();
   r.prefill_seconds = seconds_since(start);
+  r.prefill_cpu_seconds = process_cpu_seconds() - cpu;
   r.generated.push_back(generate::argmax(logits));  // greedy
   r.time_to_first_token = seconds_since(start);
   report("prefill", 1, 1);
 
   start = std::chrono::steady_clock::now();
+  cpu = process_cpu_seconds();
   for (int64_t i = 0; i < o.decode_tokens; ++i) {
     logits = model.forward({r.generated.back()}, o.prompt_tokens + i, &caches, true).to_vector<float>();
     r.generated.push_back(generate::argmax(logits));
     report("decode", uint64_t(i + 1), uint64_t(o.decode_tokens));
   }
   r.decode_seconds = seconds_since(start);
+  r.decode_cpu_seconds = process_cpu_seconds() - cpu;
   r.memory = process_memory();
   return r;
 }

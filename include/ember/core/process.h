@@ -1,6 +1,7 @@
 #pragma once
-// This process's memory as the kernel accounts it: for benchmarks and for checking that weights
-// stay memory-mapped (resident file pages) rather than copied (resident anonymous pages).
+// This process's memory and CPU time as the kernel accounts them: for benchmarks, for checking
+// that weights stay memory-mapped (resident file pages) rather than copied (resident anonymous
+// pages), and for telling a slow run from one that shared its cores with other work.
 #include <cstdint>
 
 namespace ember {
@@ -14,5 +15,8 @@ struct ProcessMemory {
 
 // Linux: /proc/self/status; elsewhere only peak_resident (getrusage).
 ProcessMemory process_memory();
+
+// User + system CPU seconds used by all of this process's threads so far (getrusage).
+double process_cpu_seconds();
 
 }  // namespace ember

@@ -1,4 +1,4 @@
-#include "ember/core/memory.h"
+#include "ember/core/process.h"
 
 #include <sys/resource.h>
 
@@ -28,6 +28,13 @@ ProcessMemory process_memory() {
     if (getrusage(RUSAGE_SELF, &u) == 0) m.peak_resident = uint64_t(u.ru_maxrss) * 1024;  // kB on Linux
   }
   return m;
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  auto s = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 }  // namespace ember
