@@ -65,15 +65,24 @@ __attribute__((target("avx2"))) inline void mulhilo8(__m256i a, __m256i m, __m25
 // Eight counters a step, the rounds of philox4x32 on 8-lane vectors.
 __attribute__((target("avx2"))) void philox_many_avx2(uint64_t key, uint64_t first, uint64_t count, uint32_t* out) {
   const __m256i m0 = _mm256_set1_epi64x(kM0), m1 = _mm256_set1_epi64x(kM1);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   uint64_t i = 0;
-  alignas(32) uint32_t lo_words[8], hi_words[8], c[4][8];
   for (; i + 8 <= count; i += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const uint64_t ctr = first + i + uint64_t(l);
-      lo_words[l] = uint32_t(ctr), hi_words[l] = uint32_t(ctr >> 32);
+    // Counters first + i + l as (low word c0, high word c1); c2 = c3 = 0 (counter_hi).
+    const uint64_t base = first + i;
+    __m256i c0, c1;
+    if (uint32_t(base) <= 0xFFFFFFFFu - 7) {  // no carry into the high word within these 8
+      c0 = _mm256_add_epi32(_mm256_set1_epi32(int(uint32_t(base))), lane);
+      c1 = _mm256_set1_epi32(int(uint32_t(base >> 32)));
+    } else {
+      alignas(32) uint32_t lo_words[8], hi_words[8];
+      for (int l = 0; l < 8; ++l) {
+        const uint64_t ctr = base + uint64_t(l);
+        lo_words[l] = uint32_t(ctr), hi_words[l] = uint32_t(ctr >> 32);
+      }
+      c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo_words));
+      c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi_words));
     }
-    __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo_words));
-    __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi_words));
     __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
     uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
     for (int round = 0; round < 10; ++round) {
@@ -87,12 +96,16 @@ __attribute__((target("avx2"))) void philox_many_avx2(uint64_t key, uint64_t fir
       k0 += kW0;
       k1 += kW1;
     }
-    _mm256_store_si256(reinterpret_cast<__m256i*>(c[0]), c0);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(c[1]), c1);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(c[2]), c2);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(c[3]), c3);
-    for (int l = 0; l < 8; ++l)
-      for (int k = 0; k < 4; ++k) out[4 * (i + uint64_t(l)) + uint64_t(k)] = c[k][l];
+    // Transpose the 4 x 8 words into 8 counters of 4 words, in counter order.
+    const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+    const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);  // lanes 0|4, 1|5
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);  // lanes 2|6, 3|7
+    __m256i* o = reinterpret_cast<__m256i*>(out + 4 * i);
+    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
   }
   philox_many_scalar(key, first + i, count - i, out + 4 * i);
 }
