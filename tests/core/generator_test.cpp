@@ -3,9 +3,31 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 namespace ember {
 namespace {
+
+// The batch functions (AVX2 where available) give the scalar functions' bits, including across
+// a carry into the counter's high word and for counts that are not a multiple of the vector width.
+TEST(Philox, ManyEqualsOneAtATime) {
+  for (uint64_t first : {uint64_t(0), uint64_t(0xFFFFFFFBull), uint64_t(123456789012345ull)}) {
+    for (uint64_t count : {uint64_t(1), uint64_t(7), uint64_t(8), uint64_t(29), uint64_t(600)}) {
+      const uint64_t key = 0x9E3779B97F4A7C15ull ^ first;
+      std::vector<uint32_t> words(4 * count);
+      philox4x32_many(key, first, count, words.data());
+      std::vector<float> normals(count);
+      philox_normal_many(key, first, count, normals.data());
+      for (uint64_t i = 0; i < count; ++i) {
+        const auto r = philox4x32(key, first + i);
+        for (int k = 0; k < 4; ++k) ASSERT_EQ(words[4 * i + uint64_t(k)], r[size_t(k)]) << first << "+" << i;
+        const float z = philox_normal(key, first + i);
+        ASSERT_EQ(std::memcmp(&normals[i], &z, sizeof z), 0) << first << "+" << i;
+      }
+    }
+  }
+}
 
 // Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
 TEST(Philox, KnownAnswers) {

@@ -14,7 +14,9 @@
 #include <functional>
 #include <map>
 #include <variant>
+#include <sstream>
 
+#include "ember/core/thread_pool.h"
 #include "ember/generate/sampler.h"
 #include "ember/ops.h"
 #include "test_util.h"
@@ -429,6 +431,35 @@ TEST(GptOssFixture, WritesALoadableDeterministicCheckpoint) {
   EXPECT_THROW(preset("7b"), Error);
   cfg.hidden_size = 100;
   EXPECT_THROW(write_fixture(cfg, a.path(), 1), Error);
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(GptOssFixture, SameBytesForAnyThreadCount) {
+  // Tensors larger than the writer's 8 MiB pieces (embedding 8.7 MB bf16, mlp1 blocks 8.9 MB u8),
+  // so piece boundaries are crossed as well as thread chunk boundaries.
+  Config cfg = preset("tiny");
+  cfg.num_hidden_layers = 1;
+  cfg.vocab_size = 17000;
+  cfg.hidden_size = 256;
+  cfg.intermediate_size = 544;
+  cfg.num_experts = 64;
+  test::TempDir one, three;
+  const int before = num_threads();
+  set_num_threads(1);
+  write_fixture(cfg, one.path(), 11);
+  set_num_threads(3);
+  write_fixture(cfg, three.path(), 11);
+  set_num_threads(before);
+  const std::string a = file_bytes(one.file("model.safetensors")), b = file_bytes(three.file("model.safetensors"));
+  EXPECT_GT(a.size(), 30'000'000u);
+  EXPECT_TRUE(a == b) << "the 1-thread and 3-thread fixtures differ";
+  EXPECT_EQ(file_bytes(one.file("config.json")), file_bytes(three.file("config.json")));
 }
 
 }  // namespace

@@ -38,4 +38,10 @@ class Generator {
 float philox_uniform(uint64_t seed, uint64_t index);
 float philox_normal(uint64_t seed, uint64_t index);
 
+// Many at once, bit-identical to the scalar functions (AVX2 where the CPU has it):
+//   out[4 i + k] = philox4x32(key, first + i)[k]   for i < count, k < 4
+//   out[i] = philox_normal(key, first + i)          for i < count
+void philox4x32_many(uint64_t key, uint64_t first, uint64_t count, uint32_t* out);
+void philox_normal_many(uint64_t key, uint64_t first, uint64_t count, float* out);
+
 }  // namespace ember

@@ -2,12 +2,14 @@
 // gpt-oss (spec/gpt-oss.md): configuration, weights in the original checkpoint layout or the
 // Hugging Face one, and the forward pass built from ember's blocks, mirroring
 // gpt_oss/torch/model.py.
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "ember/core/process.h"
 #include "ember/core/mxfp4.h"
 #include "ember/formats/safetensors.h"
 #include "ember/generate/runner.h"
@@ -73,8 +75,11 @@ class Model {
   // A checkpoint directory with config.json and *.safetensors (sharded or not) in the original
   // layout (block.N.attn.qkv...) or the Hugging Face one (model.layers.N.self_attn.q_proj...,
   // experts MXFP4 or dequantized), told apart by the tensor names. Errors name the tensor.
-  // A model.bin file (OpenAI's Metal format, formats/modelbin.h) is accepted too.
-  static Model load(const std::string& dir, Device device = Device::cpu());
+  // A model.bin file (OpenAI's Metal format, formats/modelbin.h) is accepted too. On the CPU the
+  // weights stay views of the mapped files (nothing is read until used); `progress(bytes_done,
+  // bytes_total)` follows the tensors as they are mapped or copied to the device.
+  static Model load(const std::string& dir, Device device = Device::cpu(),
+                    const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   // From a model.bin: vocabulary 200014 (its embedding rows), q/k rows restored to the
   // checkpoint's half-split order and scale, MXFP4 scales without the +14 offset.
   static Model load_modelbin(const std::string& path, Device device = Device::cpu());
@@ -117,6 +122,37 @@ Config config_from_modelbin(const formats::modelbin::ModelHeader& header, uint32
 // download whose original/ holds the original layout (preferred when present). Throws naming the
 // path otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
+
+// `ember bench`: load a checkpoint, prefill `prompt_tokens` seeded random token ids in one forward
+// pass, then `decode_tokens` greedy steps of one token each with the KV cache. Every phase ends by
+// reading its logits back to the host, so device work is included in the times.
+struct BenchOptions {
+  int64_t prompt_tokens = 128;
+  int64_t decode_tokens = 32;
+  uint64_t seed = 0;  // the prompt's ids: philox4x32(seed, i)[0] % vocab_size
+  Device device = Device::cpu();
+  // phase "load" (bytes done, total), "prefill" (0 or 1 of 1 passes), "decode" (steps done, total).
+  std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+};
+
+struct BenchResult {
+  Config config;
+  int64_t prompt_tokens = 0, decode_tokens = 0;
+  double load_seconds = 0;
+  double prefill_seconds = 0;        // the prompt's forward pass, its logits read back
+  double time_to_first_token = 0;    // from the start of the prefill to the first token's id
+  double decode_seconds = 0;         // all decode steps
+  // CPU seconds of all threads in the prefill and decode phases: cpu / wall below the thread
+  // count means the cores were shared (or waited on the device or the disk).
+  double prefill_cpu_seconds = 0, decode_cpu_seconds = 0;
+  std::vector<int32_t> prompt;       // the synthetic prompt
+  std::vector<int32_t> generated;    // the first token (from the prefill), then one per decode step
+  ProcessMemory memory;              // read after the run; peak_resident covers loading too
+  double prefill_tokens_per_second() const { return double(prompt_tokens) / std::max(prefill_seconds, 1e-12); }
+  double decode_tokens_per_second() const { return double(decode_tokens) / std::max(decode_seconds, 1e-12); }
+};
+
+BenchResult bench(const std::string& dir, const BenchOptions& options);
 
 // The model with its own per-layer caches, for generate::run.
 class CausalLM : public generate::CausalModel {

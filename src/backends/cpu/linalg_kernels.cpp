@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -182,12 +183,24 @@ void mxfp4_row_scalar(const uint8_t* blk, const uint8_t* sc, int64_t nb, const f
 }
 
 #if defined(__x86_64__)
+// 2^(s - 128) for every UE8 scale byte s (the AVX2 codes are 2x their value): a table lookup in
+// the hot loop instead of an ldexp call (which was ~18% of a gpt-oss-20b decode step).
+const float* ue8_half_scales() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int s = 0; s < 256; ++s) t[size_t(s)] = std::ldexp(1.0f, s - 128);
+    return t;
+  }();
+  return table.data();
+}
+
 // AVX2: the 16 codes of a block map through one byte shuffle to 2x their value (small integers),
 // are widened to f32 8 at a time and FMA'd against x; the block's 2^(s-128) is applied once.
 __attribute__((target("avx2,fma"))) void mxfp4_row_avx2(const uint8_t* blk, const uint8_t* sc, int64_t nb,
                                                           const float* x, int64_t K, int64_t rows, float* acc) {
   const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
   const __m128i low4 = _mm_set1_epi8(0x0f);
+  const float* half_scales = ue8_half_scales();
   for (int64_t m0 = 0; m0 < rows; m0 += 4) {
     const int64_t mr = std::min<int64_t>(4, rows - m0);
     __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -200,7 +213,7 @@ __attribute__((target("avx2,fma"))) void mxfp4_row_avx2(const uint8_t* blk, cons
       const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v0, 8)));
       const __m256 w2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v1));
       const __m256 w3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v1, 8)));
-      const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, int(sc[k]) - 128));  // codes are 2x
+      const __m256 scale = _mm256_set1_ps(half_scales[sc[k]]);  // codes are 2x
       for (int64_t r = 0; r < mr; ++r) {
         const float* xr = x + (m0 + r) * K + k * 32;
         __m256 t = _mm256_mul_ps(w0, _mm256_loadu_ps(xr));

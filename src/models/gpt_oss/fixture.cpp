@@ -1,10 +1,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
 #include "ember/core/generator.h"
+#include "ember/core/thread_pool.h"
 #include "ember/models/gpt_oss.h"
 
 namespace ember::models::gpt_oss {
@@ -43,39 +45,70 @@ uint64_t name_key(const std::string& name, uint64_t seed) {
   return h;
 }
 
-// bf16 values ~ N(0, sigma) (or 1 + N(0, sigma) for norm scales), from counters of the name.
+uint64_t element_count(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= uint64_t(d);
+  return n;
+}
+
+// Streams `bytes` bytes in pieces of 8 MiB: `fill(piece, first_byte, piece_bytes)` fills one piece
+// on ember's threads while a writer thread hands the previous piece to the sink, so generation and
+// writing overlap. Every byte depends only on its index, so any thread count writes the same file.
+void stream_pieces(uint64_t bytes, const std::function<void(uint8_t*, uint64_t, uint64_t)>& fill,
+                   const ByteSink& sink) {
+  constexpr uint64_t kPiece = 8u << 20;  // a multiple of every element/group size used below
+  std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(std::min(kPiece, bytes)),
+                                     std::vector<uint8_t>(std::min(kPiece, bytes))};
+  std::future<void> writing;  // destroyed (joined) before the buffers
+  int k = 0;
+  for (uint64_t at = 0; at < bytes; at += kPiece, k ^= 1) {
+    const uint64_t m = std::min(kPiece, bytes - at);
+    fill(buffers[k].data(), at, m);
+    if (writing.valid()) writing.get();
+    writing = std::async(std::launch::async, [&sink, data = buffers[k].data(), m] { sink(data, m); });
+  }
+  if (writing.valid()) writing.get();
+}
+
+// bf16 values ~ N(0, sigma) (or mean + N(0, sigma) for norm scales), element i from counter i.
 TensorSource bf16_tensor(const std::string& name, std::vector<int64_t> shape, float sigma, float mean, uint64_t seed) {
   return {name, "BF16", shape, [name, shape, sigma, mean, seed](const ByteSink& sink) {
-            uint64_t n = 1;
-            for (int64_t d : shape) n *= uint64_t(d);
             const uint64_t key = name_key(name, seed);
-            std::vector<uint16_t> buf(1 << 19);
-            for (uint64_t i = 0; i < n;) {
-              const uint64_t m = std::min<uint64_t>(buf.size(), n - i);
-              for (uint64_t j = 0; j < m; ++j) buf[j] = f32_to_bf16(mean + sigma * philox_normal(key, i + j));
-              sink(buf.data(), m * 2);
-              i += m;
-            }
+            stream_pieces(element_count(shape) * 2, [&](uint8_t* out, uint64_t at, uint64_t bytes) {
+              uint16_t* v = reinterpret_cast<uint16_t*>(out);
+              const uint64_t first = at / 2;
+              parallel_for(int64_t(bytes / 2), 1 << 14, [&](int64_t b, int64_t e) {
+                float z[1024];
+                for (int64_t j = b; j < e; j += 1024) {
+                  const int64_t n = std::min<int64_t>(1024, e - j);
+                  philox_normal_many(key, first + uint64_t(j), uint64_t(n), z);
+                  for (int64_t t = 0; t < n; ++t) v[j + t] = f32_to_bf16(mean + sigma * z[t]);
+                }
+              });
+            }, sink);
           }};
 }
 
-// u8 values uniform in [lo, hi].
+// u8 values uniform in [lo, hi]: element i is lane i % 4 of Philox counter i / 4.
 TensorSource u8_tensor(const std::string& name, std::vector<int64_t> shape, int lo, int hi, uint64_t seed) {
   return {name, "U8", shape, [name, shape, lo, hi, seed](const ByteSink& sink) {
-            uint64_t n = 1;
-            for (int64_t d : shape) n *= uint64_t(d);
             const uint64_t key = name_key(name, seed);
-            std::vector<uint8_t> buf(1 << 20);
-            for (uint64_t i = 0; i < n;) {
-              const uint64_t m = std::min<uint64_t>(buf.size(), n - i);
-              for (uint64_t j = 0; j < m; j += 4) {  // four bytes a Philox call
-                const auto r = philox4x32(key, (i + j) / 4);
-                for (uint64_t k = 0; k < 4 && j + k < m; ++k)
-                  buf[j + k] = uint8_t(lo + int(r[k] % uint32_t(hi - lo + 1)));
-              }
-              sink(buf.data(), m);
-              i += m;
-            }
+            const uint32_t range = uint32_t(hi - lo + 1);
+            stream_pieces(element_count(shape), [&](uint8_t* out, uint64_t at, uint64_t bytes) {
+              const int64_t groups = int64_t((bytes + 3) / 4);
+              parallel_for(groups, 1 << 12, [&](int64_t b, int64_t e) {
+                uint32_t r[4 * 256];
+                for (int64_t g = b; g < e; g += 256) {
+                  const int64_t n = std::min<int64_t>(256, e - g);
+                  philox4x32_many(key, at / 4 + uint64_t(g), uint64_t(n), r);
+                  const uint64_t j = uint64_t(g) * 4, m = std::min<uint64_t>(uint64_t(n) * 4, bytes - j);
+                  if (range == 256)
+                    for (uint64_t k = 0; k < m; ++k) out[j + k] = uint8_t(lo + int(r[k] & 0xff));
+                  else
+                    for (uint64_t k = 0; k < m; ++k) out[j + k] = uint8_t(lo + int(r[k] % range));
+                }
+              });
+            }, sink);
           }};
 }
 
@@ -112,11 +145,7 @@ void write_fixture(const Config& c, const std::string& dir, uint64_t seed,
     ts.push_back(bf16_tensor(p + "mlp.mlp2_bias", {E, H}, 0.1f, 0, seed));
   }
   uint64_t total = 0, done = 0;
-  for (const auto& t : ts) {
-    uint64_t n = uint64_t(formats::safetensors::dtype_bits(t.dtype) / 8);
-    for (int64_t d : t.shape) n *= uint64_t(d);
-    total += n;
-  }
+  for (const auto& t : ts) total += uint64_t(formats::safetensors::dtype_bits(t.dtype) / 8) * element_count(t.shape);
   if (progress) {
     for (auto& t : ts) {
       auto inner = t.write;

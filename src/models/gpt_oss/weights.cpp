@@ -7,6 +7,7 @@
 // gate/up rows interleaved as mlp1's glu/linear rows); its dequantized experts are those values
 // transposed to [E, in, out] (integrations/mxfp4.py: convert_moe_packed_tensors(...).transpose(1, 2)).
 #include <filesystem>
+#include <functional>
 
 #include "ember/formats/modelbin.h"
 #include "ember/models/gpt_oss.h"
@@ -21,7 +22,14 @@ using formats::safetensors::Checkpoint;
 // Fetches tensors by name, checking presence, shape and dtype; every error names the tensor.
 class Loader {
  public:
-  Loader(const Checkpoint& ckpt, Device device) : ckpt_(ckpt), device_(device) {}
+  Loader(const Checkpoint& ckpt, Device device, const std::function<void(uint64_t, uint64_t)>& progress)
+      : ckpt_(ckpt), device_(device), progress_(progress) {
+    for (const auto& name : ckpt.names()) total_ += ckpt.info(name).nbytes();
+  }
+  // Called at the end: tensors the model does not use count as done.
+  void finish() const {
+    if (progress_ && done_ != total_) progress_(total_, total_);
+  }
 
   bool has(const std::string& name) const { return ckpt_.contains(name); }
 
@@ -30,7 +38,9 @@ class Loader {
     Tensor t = fetch(name, shape);
     EMBER_CHECK(is_floating(t.dtype()), "{}: tensor '{}' has dtype {}, expected bf16, f16 or f32", where(name), name,
                 dtype_name(t.dtype()));
-    return t.to(device_);
+    Tensor out = t.to(device_);
+    advance(name);
+    return out;
   }
 
   // Packed MXFP4 of logical shape [E, rows, cols]: blocks [E, rows, cols/32, 16], scales [E, rows, cols/32].
@@ -41,7 +51,10 @@ class Loader {
     for (const auto& [n, t] : {std::pair{blocks_name, blocks}, std::pair{scales_name, scales}})
       EMBER_CHECK(t.dtype() == DType::U8, "{}: tensor '{}' has dtype {}, expected U8 (MXFP4)", where(n), n,
                   dtype_name(t.dtype()));
-    return Mxfp4Tensor::from_parts(blocks.to(device_), scales.to(device_), blocks_name);
+    Mxfp4Tensor out = Mxfp4Tensor::from_parts(blocks.to(device_), scales.to(device_), blocks_name);
+    advance(blocks_name);
+    advance(scales_name);
+    return out;
   }
 
   // HF experts `base` (e.g. model.layers.0.mlp.experts.gate_up_proj) of logical [E, out, in]:
@@ -55,6 +68,10 @@ class Loader {
   }
 
  private:
+  void advance(const std::string& name) const {
+    done_ += ckpt_.info(name).nbytes();
+    if (progress_) progress_(done_, total_);
+  }
   Tensor fetch(const std::string& name, const Shape& shape) const {
     EMBER_CHECK(has(name), "{}: missing tensor '{}'", ckpt_.path(), name);
     Tensor t = ckpt_.get(name);
@@ -66,6 +83,9 @@ class Loader {
 
   const Checkpoint& ckpt_;
   Device device_;
+  const std::function<void(uint64_t, uint64_t)>& progress_;
+  uint64_t total_ = 0;
+  mutable uint64_t done_ = 0;
 };
 
 struct Dims {
@@ -134,7 +154,7 @@ CheckpointLayout Model::detect_layout(const Checkpoint& ckpt) {
               ckpt.path());
 }
 
-Model Model::load(const std::string& dir, Device device) {
+Model Model::load(const std::string& dir, Device device, const std::function<void(uint64_t, uint64_t)>& progress) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_regular_file(dir, ec) && formats::modelbin::File::has_magic(dir)) return load_modelbin(dir, device);
@@ -142,7 +162,7 @@ Model Model::load(const std::string& dir, Device device) {
   EMBER_CHECK(fs::exists(cfg_path), "{}: no config.json in the checkpoint directory", dir);
   Config c = Config::from_json_file(cfg_path);
   auto ckpt = Checkpoint::open(dir);
-  const Loader L(ckpt, device);
+  const Loader L(ckpt, device, progress);
   const Dims d(c);
   const bool hf = detect_layout(ckpt) == CheckpointLayout::HuggingFace;
   std::vector<Block> blocks;
@@ -151,6 +171,7 @@ Model Model::load(const std::string& dir, Device device) {
   Tensor embedding = L.dense(hf ? "model.embed_tokens.weight" : "embedding.weight", {d.V, d.H});
   Tensor norm = L.dense(hf ? "model.norm.weight" : "norm.scale", {d.H});
   Tensor unembedding = L.dense(hf ? "lm_head.weight" : "unembedding.weight", {d.V, d.H});
+  L.finish();
   return Model(c, std::move(blocks), embedding, norm, unembedding, device);
 }
 

@@ -1,0 +1,113 @@
+// ember bench: load a gpt-oss checkpoint, prefill seeded synthetic prompt tokens, decode greedily
+// with the KV cache, and print tokens/s, time to first token, load time and peak memory.
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "ember/core/thread_pool.h"
+#include "ember/models/gpt_oss.h"
+
+namespace ember::cli {
+
+void register_bench(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("bench", "Time loading, prefill and decoding of a gpt-oss checkpoint");
+  struct Opts {
+    std::string model;
+    int64_t prompt_tokens = 128, decode_tokens = 32;
+    uint64_t seed = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "Checkpoint directory (original layout, or a download with original/)")
+      ->required();
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "Synthetic prompt tokens, prefilled in one pass")
+      ->capture_default_str();
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decode steps after the prefill")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the prompt's token ids")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->callback([o, &global] {
+    EMBER_CHECK(o->prompt_tokens > 0, "--prompt-tokens must be positive, got {}", o->prompt_tokens);
+    EMBER_CHECK(o->decode_tokens >= 0, "--decode-tokens must not be negative, got {}", o->decode_tokens);
+    models::gpt_oss::BenchOptions bo;
+    bo.prompt_tokens = o->prompt_tokens;
+    bo.decode_tokens = o->decode_tokens;
+    bo.seed = o->seed;
+    bo.device = global.parsed_device();
+    const bool draw = stderr_is_terminal();
+    // A phase starts at the previous phase's last report (decode right after "prefill done").
+    auto phase_start = std::chrono::steady_clock::now(), last_event = phase_start, last_draw = phase_start;
+    std::string phase;
+    if (draw) {
+      bo.progress = [&](const char* name, uint64_t done, uint64_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        const bool new_phase = phase != name;
+        if (new_phase) phase = name, phase_start = last_event;
+        last_event = now;
+        // Redraw at most 10 times a second, and at the start and end of each phase.
+        if (!new_phase && done != total && now - last_draw < std::chrono::milliseconds(100)) return;
+        last_draw = now;
+        const double s = std::chrono::duration<double>(now - phase_start).count();
+        if (phase == "load")
+          std::fprintf(stderr, "\rloading %.2f / %.2f GB ", double(done) / 1e9, double(total) / 1e9);
+        else if (phase == "prefill")
+          std::fprintf(stderr, "\r%-40s", done ? "prefill done" : "prefill...");
+        else
+          std::fprintf(stderr, "\rdecode %llu / %llu  %.2f tok/s ", (unsigned long long)done,
+                       (unsigned long long)total, double(done) / std::max(s, 1e-9));
+        std::fflush(stderr);
+      };
+    }
+    const std::string dir = models::gpt_oss::resolve_checkpoint_dir(o->model);
+    const auto r = models::gpt_oss::bench(dir, bo);
+    if (draw) std::fprintf(stderr, "\r%-40s\r", "");
+    const auto& c = r.config;
+    const auto& m = r.memory;
+    if (o->json) {
+      nlohmann::ordered_json j = {{"model", dir},
+                                  {"device", bo.device.str()},
+                                  {"threads", num_threads()},
+                                  {"layers", c.num_hidden_layers},
+                                  {"experts", c.num_experts},
+                                  {"hidden_size", c.hidden_size},
+                                  {"vocab_size", c.vocab_size},
+                                  {"seed", o->seed},
+                                  {"prompt_tokens", r.prompt_tokens},
+                                  {"decode_tokens", r.decode_tokens},
+                                  {"load_seconds", r.load_seconds},
+                                  {"prefill_seconds", r.prefill_seconds},
+                                  {"prefill_tokens_per_second", r.prefill_tokens_per_second()},
+                                  {"time_to_first_token_seconds", r.time_to_first_token},
+                                  {"decode_seconds", r.decode_seconds},
+                                  {"decode_tokens_per_second", r.decode_tokens_per_second()},
+                                  {"prefill_cpu_seconds", r.prefill_cpu_seconds},
+                                  {"decode_cpu_seconds", r.decode_cpu_seconds},
+                                  {"peak_resident_bytes", m.peak_resident},
+                                  {"resident_bytes", m.resident},
+                                  {"resident_anon_bytes", m.resident_anon},
+                                  {"resident_file_bytes", m.resident_file}};
+      std::printf("%s\n", j.dump().c_str());
+      return;
+    }
+    auto size = [](uint64_t b) {
+      return b >= 1'000'000'000 ? fmt::format("{:.2f} GB", double(b) / 1e9) : fmt::format("{:.1f} MB", double(b) / 1e6);
+    };
+    std::printf("model    %s (%lld layers, %lld experts, hidden %lld) on %s, %d threads\n", dir.c_str(),
+                (long long)c.num_hidden_layers, (long long)c.num_experts, (long long)c.hidden_size,
+                bo.device.str().c_str(), num_threads());
+    std::printf("load     %.3f s\n", r.load_seconds);
+    // CPU time / wall time: below the thread count when the cores were shared with other work.
+    auto busy = [](double cpu, double wall) { return cpu / std::max(wall, 1e-9); };
+    std::printf("prefill  %lld tokens in %.3f s: %.2f tok/s (time to first token %.3f s; %.2f cores busy)\n",
+                (long long)r.prompt_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.time_to_first_token,
+                busy(r.prefill_cpu_seconds, r.prefill_seconds));
+    std::printf("decode   %lld tokens in %.3f s: %.2f tok/s (%.2f cores busy)\n", (long long)r.decode_tokens,
+                r.decode_seconds, r.decode_tokens_per_second(), busy(r.decode_cpu_seconds, r.decode_seconds));
+    std::printf("memory   peak resident %s; now %s = %s mapped files + %s allocated\n", size(m.peak_resident).c_str(),
+                size(m.resident).c_str(), size(m.resident_file).c_str(), size(m.resident_anon).c_str());
+  });
+}
+
+}  // namespace ember::cli
