@@ -19,6 +19,7 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     uint64_t seed = 0;
     bool json = false;
   };
+  cmd->footer("Global options apply: --device cpu|cuda[:N], --threads N (e.g. ember bench --model DIR --device cuda).");
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->model, "Checkpoint directory (original layout, or a download with original/)")
       ->required();
@@ -94,9 +95,9 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     auto size = [](uint64_t b) {
       return b >= 1'000'000'000 ? fmt::format("{:.2f} GB", double(b) / 1e9) : fmt::format("{:.1f} MB", double(b) / 1e6);
     };
-    std::printf("model    %s (%lld layers, %lld experts, hidden %lld) on %s, %d threads\n", dir.c_str(),
+    std::printf("model    %s (%lld layers, %lld experts, hidden %lld) on %s, %d CPU thread%s\n", dir.c_str(),
                 (long long)c.num_hidden_layers, (long long)c.num_experts, (long long)c.hidden_size,
-                bo.device.str().c_str(), num_threads());
+                bo.device.str().c_str(), num_threads(), num_threads() == 1 ? "" : "s");
     std::printf("load     %.3f s\n", r.load_seconds);
     // CPU time / wall time: below the thread count when the cores were shared with other work.
     auto busy = [](double cpu, double wall) { return cpu / std::max(wall, 1e-9); };
