@@ -44,9 +44,9 @@ void write_scripted(const std::string& dir, const std::vector<tokenizer::Token>&
   c.num_hidden_layers = 2;
   c.hidden_size = 64;
   c.intermediate_size = 64;
-  c.head_dim = 16;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
+  c.head_dim = 64;  // model.bin's exporter requires 64 (the model.bin case below)
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
   c.num_experts = 4;
   c.experts_per_token = 2;
   test::TempDir random;
@@ -97,6 +97,17 @@ TEST(CliChat, NonInteractiveAnswersOnePerLineWithFinalOnly) {
   out = run(cmd, &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "Hello\nHello\n");  // 4 tokens: <|channel|> final <|message|> Hello
+
+  // The same model exported to model.bin chats on its own: the tokenizer comes from the file.
+  cmd = ember_cli() + " export --src " + dir.file("scripted") + " --dst " + dir.file("scripted.bin") + " --tokenizer " +
+        *vocab + " 2>&1";
+  out = run(cmd, &status);
+  ASSERT_EQ(status, 0) << out;
+  cmd = ember_cli() + " chat --model " + dir.file("scripted.bin") + " --temperature 0 < " + dir.file("in.txt") + " 2>" +
+        dir.file("err.txt");
+  out = run(cmd, &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, "Hello world\nHello world\n");
 
   // A model whose vocabulary lacks Harmony's tokens is refused with one clear line.
   cmd = ember_cli() + " chat --model " + std::string(EMBER_TEST_DATA_DIR) + "/gpt_oss/tiny_a --tokenizer " +
