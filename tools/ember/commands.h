@@ -30,6 +30,7 @@ void register_fixture(CLI::App& app, const GlobalOptions& global);
 void register_tokenize(CLI::App& app, const GlobalOptions& global);
 void register_detokenize(CLI::App& app, const GlobalOptions& global);
 void register_chat(CLI::App& app, const GlobalOptions& global);
+void register_world(CLI::App& app, const GlobalOptions& global);
 
 // "1 2 3" -> ids; errors name the option.
 std::vector<int32_t> parse_token_ids(const std::string& text, const char* option);

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   cli::register_tokenize(app, global);
   cli::register_detokenize(app, global);
   cli::register_chat(app, global);
+  cli::register_world(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);
