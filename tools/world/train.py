@@ -228,6 +228,20 @@ def main():
             sig_f = torch.full((args.batch, args.frames), sg, device=dev)
             v = ema((1 - sg) * x0 + sg * eps, sig_f * 1000.0, mouse, kb)
             evals.append(f"sigma {sg}: {((v - (eps - x0)) ** 2).mean().item():.4f}")
+        # Does the model use its actions? Clean context, last block at sigma 1, with the clip's own
+        # actions and with another clip's: a model that learned the controls loses more with the
+        # wrong ones. (The 285-s model shipped first had no such check; it ignored its actions.)
+        sig_f = torch.zeros(args.batch, args.frames, device=dev)
+        sig_f[:, -fpb:] = 1.0
+        eps = torch.randn(x0.shape, device=dev, generator=g)
+        s = sig_f[:, None, :, None, None]
+        xt = (1 - s) * x0 + s * eps
+        gaps = []
+        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0))):
+            v = ema(xt, sig_f * 1000.0, m_, k_)
+            gaps.append(((v - (eps - x0))[:, :, -fpb:] ** 2).mean().item())
+        evals.append(f"last block at sigma 1 after clean context: {gaps[0]:.4f} with its actions, "
+                     f"{gaps[1]:.4f} with another clip's")
     summary = (f"trained {step} steps in {total:.1f}s (batch {args.batch} x {args.frames} frames, "
                f"{torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}); "
                f"EMA held-out velocity MSE " + ", ".join(evals))
