@@ -350,15 +350,22 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
   EMBER_CHECK(int64_t(t.size()) == F, "world: {} timesteps for {} frames", t.size(), F);
   const int64_t end = start + F;  // one past the last frame
   const int64_t r = a.frames_per_latent, pad_t = r * a.windows_size;
-  const int64_t need = r * (end - 1) + 1;
+  // The action tensors hold raw frames off .. ; the block reads from raw frame first_read on.
+  const int64_t off = st ? st->action_offset : 0;
+  const int64_t first_read = std::max<int64_t>(0, r * start - pad_t);
+  EMBER_CHECK(off >= 0 && off <= first_read,
+              "world: action_offset {} is past raw frame {}, which the block at frame {} reads", off,
+              first_read, start);
+  const int64_t need = r * (end - 1) + 1 - off;
   EMBER_CHECK(mouse.ndim() == 3 && mouse.dim(0) == B && mouse.dim(2) == a.mouse_dim &&
                   mouse.dim(1) >= need,
-              "world: mouse must be [{}, >= {}, {}] for frames up to {}, got {}", B, need,
-              a.mouse_dim, end - 1, mouse.shape().str());
+              "world: mouse must be [{}, >= {}, {}] for frames up to {} from action frame {}, got {}",
+              B, need, a.mouse_dim, end - 1, off, mouse.shape().str());
   EMBER_CHECK(keyboard.ndim() == 3 && keyboard.dim(0) == B && keyboard.dim(2) == a.keyboard_dim &&
                   keyboard.dim(1) >= need,
-              "world: keyboard must be [{}, >= {}, {}] for frames up to {}, got {}", B, need,
-              a.keyboard_dim, end - 1, keyboard.shape().str());
+              "world: keyboard must be [{}, >= {}, {}] for frames up to {} from action frame {}, "
+              "got {}",
+              B, need, a.keyboard_dim, end - 1, off, keyboard.shape().str());
 
   // Patch embedding: [B, C, F, H, W] -> tokens [B, F*S, D], frame-major.
   Tensor x = m.patch_embed->forward(x_in.to(DType::F32));
@@ -384,7 +391,7 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
   // Action windows: latent frame f reads raw frames r*f - pad_t .. r*f - 1 (below 0: frame 0).
   std::vector<int64_t> widx;
   for (int64_t f = start; f < end; ++f)
-    for (int64_t j = 0; j < pad_t; ++j) widx.push_back(std::max<int64_t>(0, r * f - pad_t + j));
+    for (int64_t j = 0; j < pad_t; ++j) widx.push_back(std::max<int64_t>(0, r * f - pad_t + j) - off);
   Tensor widx_t = Tensor::from_vector(widx, {int64_t(widx.size())}).to(device_);
   // Action RoPE tables: per frame, and per token (frame of each token).
   auto [acos_f, asin_f] = m.action_rope->tables(F, 1, 1, start, device_);

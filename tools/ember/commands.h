@@ -33,6 +33,7 @@ void register_chat(CLI::App& app, const GlobalOptions& global);
 void register_export(CLI::App& app, const GlobalOptions& global);
 void register_verify(CLI::App& app, const GlobalOptions& global);
 void register_bench(CLI::App& app, const GlobalOptions& global);
+void register_world(CLI::App& app, const GlobalOptions& global);
 
 // "1 2 3" -> ids; errors name the option.
 std::vector<int32_t> parse_token_ids(const std::string& text, const char* option);

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   cli::register_export(app, global);
   cli::register_verify(app, global);
   cli::register_bench(app, global);
+  cli::register_world(app, global);
 
   app.parse_complete_callback([&] {
     set_num_threads(global.threads);

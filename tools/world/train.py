@@ -1,6 +1,6 @@
-"""Train ember's small world model on the synthetic world (NOT RUN YET: written for the GPU machine).
+"""Train ember's small world model on the synthetic world (run on the GPU machine).
 
-    python3 tools/world/train.py OUT.safetensors [--steps 20000] [--batch 32] [--frames 12]
+    python3 tools/world/train.py OUT.safetensors [--seconds 300] [--batch 48] [--frames 18] [--f16]
 
 Objective: flow matching with diffusion forcing over frame blocks (each block of a clip gets its own
 noise level; some blocks are left clean, as the context the KV cache holds at inference). The model
@@ -8,15 +8,23 @@ predicts the velocity eps - x0 of every noisy block under the block-causal mask,
 streaming sampler (WorldModel::sample_block) needs. Matrix-Game-2 instead distils a bidirectional
 teacher with Self-Forcing/DMD; that is out of scope for a 32x32 toy.
 
+Clips are rendered on the GPU by a vectorised copy of tools/world/synthetic.py (checked equal to it,
+byte for byte, at start-up), with random sprite and camera starts and a sticky random policy. The
+exported weights are an EMA of the trained ones.
+
 Writes the weights (f16 if --f16) with the config JSON in the metadata key "ember.world.config",
-the layout WorldModel::load reads. Pure torch plus the two sibling files.
+the layout WorldModel::load reads, and a loss log next to it (OUT.log). Pure torch plus the two
+sibling files.
 """
 import argparse
+import copy
 import json
+import math
 import os
 import random
 import struct
 import sys
+import time
 from dataclasses import asdict
 
 import torch
@@ -27,7 +35,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "golden", "world"))
 import synthetic  # noqa: E402
 from model import ActionConfig, WorldConfig, WorldModel  # noqa: E402
 
-KEYS = ["W", "S", "A", "D", "SPACE"]
+KEYS = synthetic.KEYS  # W, S, A, D, SPACE: the model's keyboard order
+S = synthetic.SIZE
 
 
 def config():
@@ -40,33 +49,88 @@ def config():
                                            rope_split=(4, 6, 6), blocks=(0, 1, 2, 3)))
 
 
-def random_actions(n, rng):
-    """A sticky random policy in ember's compact text form."""
-    toks, keys, mouse = [], set(), (0.0, 0.0)
+MOUSE_CHOICES = [0.0] * 6 + [0.1, -0.1, 0.1, -0.1, 0.2, -0.2]
+
+
+def random_policy(n, rng):
+    """A sticky random policy: list of (pressed set, dx, dy) per frame."""
+    out, keys, dx, dy = [], set(), 0.0, 0.0
     for _ in range(n):
-        if rng.random() < 0.3:
-            keys = set(rng.sample(["W", "S", "A", "D"], rng.choice([0, 1, 1, 2])))
-        if rng.random() < 0.3:
-            mouse = (rng.choice([0.0, 0.0, 0.1, -0.1]), rng.choice([0.0, 0.0, 0.1, -0.1]))
-        k = sorted(keys) + (["Space"] if rng.random() < 0.1 else [])
-        tok = "+".join(k) if k else "."
-        if mouse != (0.0, 0.0):
-            tok += f"@{mouse[0]},{mouse[1]}"
-        toks.append(tok)
-    return " ".join(toks)
+        if rng.random() < 0.25:
+            keys = set(rng.sample(["W", "S", "A", "D"], rng.choice([0, 1, 1, 1, 2])))
+        if rng.random() < 0.25:
+            dx, dy = rng.choice(MOUSE_CHOICES), rng.choice(MOUSE_CHOICES)
+        pressed = set(keys) | ({"SPACE"} if rng.random() < 0.08 else set())
+        out.append((pressed, dx, dy))
+    return out
 
 
-def batch(n_clips, frames, rng):
-    xs, kbs, ms = [], [], []
+def trajectory(start, acts):
+    """World states per frame (cam_x, cam_y, x, y, hop), as synthetic.rollout: frame 0 is the
+    start, frame i follows the actions of frames 0..i-1."""
+    cx, cy, x, y = start
+    states = [(cx, cy, x, y, 0)]
+    for pressed, dx, dy in acts[:-1]:
+        cx += synthetic.pan(dx)
+        cy -= synthetic.pan(dy)
+        y += ("S" in pressed) - ("W" in pressed)
+        x += ("D" in pressed) - ("A" in pressed)
+        x = min(max(x, 0), S - synthetic.SPRITE)
+        y = min(max(y, 2), S - synthetic.SPRITE)
+        states.append((cx, cy, x, y, int("SPACE" in pressed)))
+    return states
+
+
+def render(states, dev):
+    """states int64 [N, 5] -> uint8 [N, 32, 32, 3], synthetic.World.render vectorised."""
+    cx, cy, sx, sy, hop = (states[:, i, None, None] for i in range(5))
+    ar = torch.arange(S, device=dev)
+    X, Y = ar[None, None, :], ar[None, :, None]
+    u, v = X + cx, Y + cy
+    fd = lambda a, b: torch.div(a, b, rounding_mode="floor")  # noqa: E731 (Python's //)
+    h = (fd(u, 8) * 73856093) ^ (fd(v, 8) * 19349663)
+    h = h & 0xFFFFFFFF
+    h = h ^ (h >> 13)
+    h = (h * 0x5BD1E995) & 0xFFFFFFFF
+    h = h ^ (h >> 15)
+    pal = torch.tensor(synthetic.PALETTE, device=dev)
+    shade = torch.remainder(fd(u, 2) + fd(v, 2), 2) * 30
+    img = (pal[h % len(synthetic.PALETTE)] - shade[..., None]).clamp(min=0)
+    sye = sy - 2 * hop
+    inside = (X >= sx) & (X < sx + 4) & (Y >= sye) & (Y < sye + 4)
+    edge = inside & ((X == sx) | (X == sx + 3) | (Y == sye) | (Y == sye + 3))
+    img = torch.where(inside[..., None], torch.tensor([240, 40, 40], device=dev), img)
+    img = torch.where(edge[..., None], torch.tensor([255, 255, 255], device=dev), img)
+    return img.to(torch.uint8)
+
+
+def random_start(rng):
+    return (rng.randrange(-256, 256), rng.randrange(-256, 256), rng.randrange(0, S - 3),
+            rng.randrange(2, S - 3))
+
+
+def batch(n_clips, frames, rng, dev):
+    states, kbs, ms = [], [], []
     for _ in range(n_clips):
-        text = random_actions(frames, rng)
-        fr = synthetic.rollout(text, seed=rng.randrange(1 << 16))
-        x = torch.tensor([list(f) for f in fr], dtype=torch.uint8).view(frames, 32, 32, 3)
-        xs.append(x.permute(3, 0, 1, 2).float() / 127.5 - 1.0)
-        acts = synthetic.parse_compact(text)
-        kbs.append(torch.tensor([[float(k in p) for k in KEYS] for p, _, _ in acts]))
-        ms.append(torch.tensor([[dy, dx] for _, dx, dy in acts]))  # (pitch, yaw) = (dy, dx)
-    return torch.stack(xs), torch.stack(ms), torch.stack(kbs)
+        acts = random_policy(frames, rng)
+        states += trajectory(random_start(rng), acts)
+        kbs.append([[float(k in p) for k in KEYS] for p, _, _ in acts])
+        ms.append([[dy, dx] for _, dx, dy in acts])  # (pitch, yaw) = (dy, dx)
+    img = render(torch.tensor(states, device=dev), dev).view(n_clips, frames, S, S, 3)
+    x0 = img.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0          # [B, 3, F, H, W]
+    return x0, torch.tensor(ms, device=dev), torch.tensor(kbs, device=dev)
+
+
+def check_renderer(dev, rng, clips=6, frames=14):
+    for _ in range(clips):
+        acts = random_policy(frames, rng)
+        start = random_start(rng)
+        w = synthetic.World(0)
+        w.cam_x, w.cam_y, w.x, w.y = start
+        ref = [w.render()] + [w.step(p, dx, dy) for p, dx, dy in acts[:-1]]
+        got = render(torch.tensor(trajectory(start, acts), device=dev), dev).cpu()
+        for i, r in enumerate(ref):
+            assert bytes(got[i].flatten().tolist()) == r, f"renderer differs at frame {i}"
 
 
 def save_safetensors(path, tensors, metadata):
@@ -74,7 +138,8 @@ def save_safetensors(path, tensors, metadata):
     header, blobs, off = {"__metadata__": metadata}, [], 0
     for name, t in tensors.items():
         b = t.detach().contiguous().cpu().numpy().tobytes()
-        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -89,44 +154,105 @@ def save_safetensors(path, tensors, metadata):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--frames", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--clean_prob", type=float, default=0.3)
+    ap.add_argument("--seconds", type=float, default=300.0, help="wall-clock training budget")
+    ap.add_argument("--steps", type=int, default=10 ** 9)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--frames", type=int, default=18)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--clean_prob", type=float, default=0.25)
+    ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--f16", action="store_true")
     args = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(0)
     rng = random.Random(0)
+    check_renderer(dev, random.Random(1))
+    print("renderer matches synthetic.py", flush=True)
     cfg = config()
     model = WorldModel(cfg).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     fpb = cfg.frames_per_block
     nb = args.frames // fpb
-    for step in range(args.steps):
-        x0, mouse, kb = (t.to(dev) for t in batch(args.batch, args.frames, rng))
-        # One sigma per (clip, block); some blocks clean (context).
-        sig = torch.rand(args.batch, nb, device=dev)
+    log = []
+    t0 = time.time()
+    step, run_loss, run_n = 0, 0.0, 0
+    while step < args.steps:
+        elapsed = time.time() - t0
+        if elapsed > args.seconds:
+            break
+        frac = elapsed / args.seconds
+        lr = args.lr * min(1.0, (step + 1) / 200) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x0, mouse, kb = batch(args.batch, args.frames, rng, dev)
+        # One sigma per (clip, block), biased towards high noise (few-step sampling starts at 1);
+        # some blocks clean (context, no loss).
+        sig = torch.sigmoid(torch.randn(args.batch, nb, device=dev) * 1.2 + 0.3)
         sig = torch.where(torch.rand_like(sig) < args.clean_prob, torch.zeros_like(sig), sig)
         sig_f = sig.repeat_interleave(fpb, dim=1)                       # [B, F]
         eps = torch.randn_like(x0)
         s = sig_f[:, None, :, None, None]
         xt = (1 - s) * x0 + s * eps
-        # The model takes one timestep vector per clip: loop over the batch (the toy is small).
-        v = torch.cat([model(xt[i:i + 1], sig_f[i] * 1000.0, mouse[i:i + 1], kb[i:i + 1])
-                       for i in range(args.batch)])
-        w = (sig_f > 0).float()[:, None, :, None, None]
-        loss = (((v - (eps - x0)) ** 2) * w).sum() / (w.sum() * x0[0, :, 0].numel()).clamp(min=1)
+        v = model(xt, sig_f * 1000.0, mouse, kb)
+        w = (sig_f > 0).float()[:, None, :, None, None].expand_as(v)
+        loss = (((v - (eps - x0)) ** 2) * w).sum() / w.sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 100 == 0:
-            print(f"step {step} loss {loss.item():.4f}", flush=True)
+        d = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - d)
+        run_loss += loss.item()
+        run_n += 1
+        step += 1
+        if step % 100 == 0 or step == 1:
+            line = f"step {step} t {time.time() - t0:.1f}s lr {lr:.2e} loss {run_loss / run_n:.4f}"
+            print(line, flush=True)
+            log.append(line)
+            run_loss, run_n = 0.0, 0
+    total = time.time() - t0
+    # Held-out loss of the EMA model at fixed noise levels (all blocks noised alike).
+    hrng = random.Random(12345)
+    x0, mouse, kb = batch(args.batch, args.frames, hrng, dev)
+    g = torch.Generator(device=dev).manual_seed(0)
+    evals = []
+    with torch.no_grad():
+        for sg in (0.25, 0.5, 0.75, 1.0):
+            eps = torch.randn(x0.shape, device=dev, generator=g)
+            sig_f = torch.full((args.batch, args.frames), sg, device=dev)
+            v = ema((1 - sg) * x0 + sg * eps, sig_f * 1000.0, mouse, kb)
+            evals.append(f"sigma {sg}: {((v - (eps - x0)) ** 2).mean().item():.4f}")
+        # Does the model use its actions? Clean context, last block at sigma 1, with the clip's own
+        # actions and with another clip's: a model that learned the controls loses more with the
+        # wrong ones. (The 285-s model shipped first had no such check; it ignored its actions.)
+        sig_f = torch.zeros(args.batch, args.frames, device=dev)
+        sig_f[:, -fpb:] = 1.0
+        eps = torch.randn(x0.shape, device=dev, generator=g)
+        s = sig_f[:, None, :, None, None]
+        xt = (1 - s) * x0 + s * eps
+        gaps = []
+        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0))):
+            v = ema(xt, sig_f * 1000.0, m_, k_)
+            gaps.append(((v - (eps - x0))[:, :, -fpb:] ** 2).mean().item())
+        evals.append(f"last block at sigma 1 after clean context: {gaps[0]:.4f} with its actions, "
+                     f"{gaps[1]:.4f} with another clip's")
+    summary = (f"trained {step} steps in {total:.1f}s (batch {args.batch} x {args.frames} frames, "
+               f"{torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}); "
+               f"EMA held-out velocity MSE " + ", ".join(evals))
+    print(summary, flush=True)
+    log.append(summary)
     dtype = torch.float16 if args.f16 else torch.float32
-    tensors = {k: v.to(dtype) for k, v in model.state_dict().items()}
-    save_safetensors(args.out, tensors, {"ember.world.config": json.dumps(asdict(cfg))})
+    tensors = {k: v.to(dtype) for k, v in ema.state_dict().items()}
+    save_safetensors(args.out, tensors, {"ember.world.config": json.dumps(asdict(cfg)),
+                                         "ember.world.training": summary})
+    with open(args.out + ".log", "w") as f:
+        f.write("\n".join(log) + "\n")
 
 
 if __name__ == "__main__":

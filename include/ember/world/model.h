@@ -70,6 +70,10 @@ struct WorldState {
   std::vector<nn::KVCache> self, mouse, keyboard;
   int64_t batch = 0, height = 0, width = 0;
   int64_t next_frame = 0;  // first frame of the next block
+  // Raw action frame held by row 0 of the mouse/keyboard tensors given to forward_block and
+  // sample_block. A player keeps a rolling buffer of the last frames_per_latent * windows_size +
+  // frames_per_block + 1 actions and sets this, so the action history does not grow either.
+  int64_t action_offset = 0;
 };
 
 struct SampleOptions {

@@ -66,8 +66,9 @@ def rope_angles(split, theta, positions):
     """positions: [N, 3] (t, h, w) -> angles [N, head_dim/2] (float64), Wan's rope_params."""
     parts = []
     for a, d in enumerate(split):
-        inv = 1.0 / torch.pow(torch.tensor(theta, dtype=torch.float64),
-                              torch.arange(0, d, 2, dtype=torch.float64) / d)
+        dev = positions.device
+        inv = 1.0 / torch.pow(torch.tensor(theta, dtype=torch.float64, device=dev),
+                              torch.arange(0, d, 2, dtype=torch.float64, device=dev) / d)
         parts.append(torch.outer(positions[:, a].to(torch.float64), inv))
     return torch.cat(parts, dim=1)
 
@@ -154,7 +155,7 @@ class ActionModule(nn.Module):
         a, cfg = self.a, self.cfg
         b, n, d = x.shape
         S = spatial
-        fr = torch.arange(frames)
+        fr = torch.arange(frames, device=x.device)
         mask = block_causal_mask(fr, fr, cfg.frames_per_block, cfg.local_attn_frames, 0)
         ang = rope_angles(a.rope_split, a.rope_theta,
                           torch.stack([fr, torch.zeros_like(fr), torch.zeros_like(fr)], 1))
@@ -230,7 +231,8 @@ class WorldModel(nn.Module):
         self.rope_split = (hd - 4 * (hd // 6), 2 * (hd // 6), 2 * (hd // 6))
 
     def forward(self, x, t, mouse, keyboard):
-        """Full block-causal forward. x [B, C, F, H, W]; t [F] timesteps (sigma * 1000) per frame;
+        """Full block-causal forward. x [B, C, F, H, W]; t [F] timesteps (sigma * 1000) per frame
+        (or [B, F], one row per clip, for training);
         mouse [B, N_raw, 2] (pitch, yaw), keyboard [B, N_raw, K] with N_raw >= r*(F-1)+1.
         Returns the flow (velocity) prediction [B, C, F, H, W]."""
         cfg = self.cfg
@@ -239,16 +241,18 @@ class WorldModel(nn.Module):
         _, d, frames, gh, gw = x.shape
         S = gh * gw
         x = x.flatten(2).transpose(1, 2)                                   # [B, F*S, D]
-        e = self.time_embedding(sinusoidal_embedding_1d(cfg.freq_dim, t).float())   # [F, D]
-        e0 = self.time_projection(e).view(1, frames, 6, d).expand(b, -1, -1, -1)
-        fr = torch.arange(frames).repeat_interleave(S)
-        hh = torch.arange(gh).repeat_interleave(gw).repeat(frames)
-        ww = torch.arange(gw).repeat(frames * gh)
+        e = self.time_embedding(sinusoidal_embedding_1d(cfg.freq_dim, t.flatten()).float())
+        e = e.view(-1, frames, d)                                          # [1 or B, F, D]
+        e0 = self.time_projection(e).view(-1, frames, 6, d).expand(b, -1, -1, -1)
+        dev = x.device
+        fr = torch.arange(frames, device=dev).repeat_interleave(S)
+        hh = torch.arange(gh, device=dev).repeat_interleave(gw).repeat(frames)
+        ww = torch.arange(gw, device=dev).repeat(frames * gh)
         angles = rope_angles(self.rope_split, cfg.rope_theta, torch.stack([fr, hh, ww], 1))
         mask = block_causal_mask(fr, fr, cfg.frames_per_block, cfg.local_attn_frames, cfg.sink_frames)
         for blk in self.blocks:
             x = blk(x, e0, frames, S, angles, mask, mouse, keyboard)
-        e1 = (self.head.modulation.unsqueeze(1) + e.view(1, frames, 1, d)).chunk(2, dim=2)
+        e1 = (self.head.modulation.unsqueeze(1) + e.view(-1, frames, 1, d)).chunk(2, dim=2)
         y = F.layer_norm(x, (d,), eps=cfg.eps).view(b, frames, S, d)
         y = (y * (1 + e1[1]) + e1[0]).view(b, frames, gh, gw, d).permute(0, 4, 1, 2, 3)
         return self.head.head(y)
