@@ -271,7 +271,7 @@ std::vector<uint8_t> toy_bytes(const Toy& toy, const Toy* body = nullptr) {
 
 mb::File parse(const std::vector<uint8_t>& bytes) {
   auto data = std::shared_ptr<uint8_t[]>(new uint8_t[std::max<size_t>(bytes.size(), 1)]);
-  std::memcpy(data.get(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(data.get(), bytes.data(), bytes.size());
   return mb::File::from_bytes(std::shared_ptr<const uint8_t>(data, data.get()), bytes.size(), "toy.bin");
 }
 
