@@ -126,19 +126,19 @@ TEST_F(WorldBehaviour, DISABLED_HoldingRightMovesTheSpriteRight) { expect_sprite
 TEST_F(WorldBehaviour, DISABLED_HoldingLeftMovesTheSpriteLeft) { expect_sprite_motion(*model_, "A", 1.5); }
 TEST_F(WorldBehaviour, DISABLED_NoKeyKeepsTheSpriteStill) { expect_sprite_motion(*model_, ".", 1.0); }
 
-// Mouse right (dx 0.1 = 4 px a frame): the ground slides left by the truth's shift each frame.
+// Mouse right (dx 0.1 = 6 px a frame): the ground slides left by the truth's shift each frame.
 TEST_F(WorldBehaviour, DISABLED_MouseMotionPansTheView) {
   for (float dx : {0.1f, -0.1f}) {
     const Rollout r = play(*model_, std::vector<Action>(16, with_keys(".", {dx, 0.f})), 4);
     std::vector<int> shifts;
     for (size_t f = 2; f + 1 < r.model.size(); ++f) {
       const int want = ground_shift(r.truth[f], r.truth[f + 1]);
-      ASSERT_EQ(want, dx > 0 ? 4 : -4);
+      ASSERT_EQ(want, dx > 0 ? 6 : -6);
       shifts.push_back(ground_shift(r.model[f], r.model[f + 1]));
     }
     int right = 0;
-    for (int s : shifts) right += s == (dx > 0 ? 4 : -4);
-    std::printf("pan dx %.1f: %d of %zu frame pairs shifted by the truth's 4 px\n", dx, right,
+    for (int s : shifts) right += s == (dx > 0 ? 6 : -6);
+    std::printf("pan dx %.1f: %d of %zu frame pairs shifted by the truth's 6 px\n", dx, right,
                 shifts.size());
     EXPECT_GE(right, int(shifts.size()) * 3 / 4) << "dx " << dx;
   }
