@@ -34,7 +34,12 @@ std::array<uint8_t, 3> texel(int64_t u, int64_t v) {
           uint8_t(std::max(0, base[2] - shade))};
 }
 
-int64_t pan(float d) { return int64_t(std::floor(double(d) * 40.0 + 0.5)); }
+// Camera pixels per mouse unit and sprite pixels per frame per key (tools/world/synthetic.py's PAN
+// and STEP).
+constexpr double kPan = 60.0;
+constexpr int64_t kStep = 3;
+
+int64_t pan(float d) { return int64_t(std::floor(double(d) * kPan + 0.5)); }
 
 }  // namespace
 
@@ -49,8 +54,8 @@ std::vector<uint8_t> SyntheticWorld::step(const Action& a) {
               "synthetic world: mouse is not finite");
   cam_x_ += pan(a.mouse.dx);
   cam_y_ -= pan(a.mouse.dy);
-  y_ += int64_t(a.keys[1]) - int64_t(a.keys[0]);
-  x_ += int64_t(a.keys[3]) - int64_t(a.keys[2]);
+  y_ += kStep * (int64_t(a.keys[1]) - int64_t(a.keys[0]));
+  x_ += kStep * (int64_t(a.keys[3]) - int64_t(a.keys[2]));
   x_ = std::clamp<int64_t>(x_, 0, kSize - kSprite);
   y_ = std::clamp<int64_t>(y_, 2, kSize - kSprite);
   return render(a.keys[4] != 0);

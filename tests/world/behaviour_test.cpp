@@ -4,11 +4,14 @@
 // ground colour is near white), the camera pan by the best-aligning shift between frames; both
 // detectors run on the synthetic truth too, so the expectation is the world's own.
 //
-// STATUS: the shipped model (285 s of training) fails these: it learned the world's look but not
-// its controls (changing the actions changes a predicted frame by at most ~0.03 on the [-1, 1]
-// scale; the sprite stays where the prompt put it and the ground does not pan). The tests are kept
-// at full strength and DISABLED until a better-trained model lands; run them with
-// --gtest_also_run_disabled_tests --gtest_filter='WorldBehaviour.*'.
+// STATUS (model of 2026-11-23, 360 s on an H100, world with 3-px sprite steps and 60-px/unit pans):
+// the sprite follows the keys (D and A take it the truth's 14 px to the wall in all three worlds;
+// no key keeps it within 0.4 px) but it drifts 1-2 px vertically, which fails A for seed 1 (y off
+// by 2.0 px against a 1.5-px tolerance); the ground does not follow the mouse (0 of 15 and 1 of 15
+// frame pairs shifted by the truth's 6 px, and the shifts found are the same for dx +0.1 and
+// -0.1). HoldingRight and NoKey pass and are enabled; HoldingLeft and MouseMotionPansTheView are
+// kept at full strength and DISABLED; run them with --gtest_also_run_disabled_tests
+// --gtest_filter='WorldBehaviour.*'.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -122,24 +125,26 @@ void expect_sprite_motion(const WorldModel& m, const std::string& keys, double t
   }
 }
 
-TEST_F(WorldBehaviour, DISABLED_HoldingRightMovesTheSpriteRight) { expect_sprite_motion(*model_, "D", 1.5); }
+TEST_F(WorldBehaviour, HoldingRightMovesTheSpriteRight) { expect_sprite_motion(*model_, "D", 1.5); }
 TEST_F(WorldBehaviour, DISABLED_HoldingLeftMovesTheSpriteLeft) { expect_sprite_motion(*model_, "A", 1.5); }
-TEST_F(WorldBehaviour, DISABLED_NoKeyKeepsTheSpriteStill) { expect_sprite_motion(*model_, ".", 1.0); }
+TEST_F(WorldBehaviour, NoKeyKeepsTheSpriteStill) { expect_sprite_motion(*model_, ".", 1.0); }
 
-// Mouse right (dx 0.1 = 4 px a frame): the ground slides left by the truth's shift each frame.
+// Mouse right (dx 0.1 = 6 px a frame): the ground slides left by the truth's shift each frame.
 TEST_F(WorldBehaviour, DISABLED_MouseMotionPansTheView) {
   for (float dx : {0.1f, -0.1f}) {
     const Rollout r = play(*model_, std::vector<Action>(16, with_keys(".", {dx, 0.f})), 4);
     std::vector<int> shifts;
     for (size_t f = 2; f + 1 < r.model.size(); ++f) {
       const int want = ground_shift(r.truth[f], r.truth[f + 1]);
-      ASSERT_EQ(want, dx > 0 ? 4 : -4);
+      ASSERT_EQ(want, dx > 0 ? 6 : -6);
       shifts.push_back(ground_shift(r.model[f], r.model[f + 1]));
     }
     int right = 0;
-    for (int s : shifts) right += s == (dx > 0 ? 4 : -4);
-    std::printf("pan dx %.1f: %d of %zu frame pairs shifted by the truth's 4 px\n", dx, right,
-                shifts.size());
+    for (int s : shifts) right += s == (dx > 0 ? 6 : -6);
+    std::printf("pan dx %.1f: %d of %zu frame pairs shifted by the truth's 6 px; shifts found:", dx,
+                right, shifts.size());
+    for (int s : shifts) std::printf(" %d", s);
+    std::printf("\n");
     EXPECT_GE(right, int(shifts.size()) * 3 / 4) << "dx " << dx;
   }
 }

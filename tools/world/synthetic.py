@@ -6,9 +6,11 @@ synthetic.h) renders the same bytes; tests/world/synthetic_test.cpp checks that 
 tests/data/world/synthetic_golden.bin, which `python3 tools/world/synthetic.py --golden OUT`
 writes.
 
-Actions use ember's compact text form ("W W+D@0.1,0 . S"): keys W/S/A/D move the sprite one
-pixel, Space makes it hop for that frame, the mouse (dx, dy) pans the camera by 40 px per unit
-(camera step 0.1 -> 4 px; dy > 0 looks up).
+Actions use ember's compact text form ("W W+D@0.1,0 . S"): keys W/S/A/D move the sprite STEP = 3
+pixels per frame, Space makes it hop for that frame, the mouse (dx, dy) pans the camera by PAN = 60
+px per unit (camera step 0.1 -> 6 px, which also flips the 2-px shading checker; dy > 0 looks up).
+Both were 1 px and 40 px/unit in the first version, whose model learned to copy the previous frame
+and ignore its actions: the moves were too small to pay under the MSE loss.
 """
 import math
 import sys
@@ -16,6 +18,8 @@ import sys
 SIZE = 32
 SPRITE = 4
 KEYS = ["W", "S", "A", "D", "SPACE"]
+STEP = 3   # sprite pixels per frame per key
+PAN = 60   # camera pixels per mouse unit
 
 
 def hash2(a, b):
@@ -50,7 +54,7 @@ def parse_compact(text):
 
 
 def pan(d):
-    return int(math.floor(d * 40.0 + 0.5))
+    return int(math.floor(d * PAN + 0.5))
 
 
 class World:
@@ -62,8 +66,8 @@ class World:
     def step(self, pressed, dx, dy):
         self.cam_x += pan(dx)
         self.cam_y -= pan(dy)
-        self.y += ("S" in pressed) - ("W" in pressed)
-        self.x += ("D" in pressed) - ("A" in pressed)
+        self.y += STEP * (("S" in pressed) - ("W" in pressed))
+        self.x += STEP * (("D" in pressed) - ("A" in pressed))
         self.x = min(max(self.x, 0), SIZE - SPRITE)
         self.y = min(max(self.y, 2), SIZE - SPRITE)
         return self.render(hop="SPACE" in pressed)

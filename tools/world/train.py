@@ -9,8 +9,12 @@ streaming sampler (WorldModel::sample_block) needs. Matrix-Game-2 instead distil
 teacher with Self-Forcing/DMD; that is out of scope for a 32x32 toy.
 
 Clips are rendered on the GPU by a vectorised copy of tools/world/synthetic.py (checked equal to it,
-byte for byte, at start-up), with random sprite and camera starts and a sticky random policy. The
-exported weights are an EMA of the trained ones.
+byte for byte, at start-up), with random sprite and camera starts and a random policy that changes
+keys and mouse often (each with probability 0.6 a frame), so that the motion cannot be read off the
+previous frames and the actions must be used. The pixels the sprite covers in a frame or covered in
+the frame before get --sprite_weight times the loss weight (16 of 1024 pixels otherwise; copying the
+previous frame was the first model's local minimum). The exported weights are an EMA of the
+trained ones.
 
 Writes the weights (f16 if --f16) with the config JSON in the metadata key "ember.world.config",
 the layout WorldModel::load reads, and a loss log next to it (OUT.log). Pure torch plus the two
@@ -49,16 +53,17 @@ def config():
                                            rope_split=(4, 6, 6), blocks=(0, 1, 2, 3)))
 
 
-MOUSE_CHOICES = [0.0] * 6 + [0.1, -0.1, 0.1, -0.1, 0.2, -0.2]
+MOUSE_CHOICES = [0.0] * 4 + [0.1, -0.1, 0.1, -0.1, 0.2, -0.2]
+CHANGE_PROB = 0.6  # per frame, for keys and mouse separately (was 0.25: too predictable)
 
 
 def random_policy(n, rng):
-    """A sticky random policy: list of (pressed set, dx, dy) per frame."""
+    """A random policy, sticky only a little: list of (pressed set, dx, dy) per frame."""
     out, keys, dx, dy = [], set(), 0.0, 0.0
     for _ in range(n):
-        if rng.random() < 0.25:
+        if rng.random() < CHANGE_PROB:
             keys = set(rng.sample(["W", "S", "A", "D"], rng.choice([0, 1, 1, 1, 2])))
-        if rng.random() < 0.25:
+        if rng.random() < CHANGE_PROB:
             dx, dy = rng.choice(MOUSE_CHOICES), rng.choice(MOUSE_CHOICES)
         pressed = set(keys) | ({"SPACE"} if rng.random() < 0.08 else set())
         out.append((pressed, dx, dy))
@@ -73,12 +78,21 @@ def trajectory(start, acts):
     for pressed, dx, dy in acts[:-1]:
         cx += synthetic.pan(dx)
         cy -= synthetic.pan(dy)
-        y += ("S" in pressed) - ("W" in pressed)
-        x += ("D" in pressed) - ("A" in pressed)
+        y += synthetic.STEP * (("S" in pressed) - ("W" in pressed))
+        x += synthetic.STEP * (("D" in pressed) - ("A" in pressed))
         x = min(max(x, 0), S - synthetic.SPRITE)
         y = min(max(y, 2), S - synthetic.SPRITE)
         states.append((cx, cy, x, y, int("SPACE" in pressed)))
     return states
+
+
+def sprite_mask(states, dev):
+    """states int64 [N, 5] -> bool [N, 32, 32]: the pixels the sprite covers."""
+    _, _, sx, sy, hop = (states[:, i, None, None] for i in range(5))
+    ar = torch.arange(S, device=dev)
+    X, Y = ar[None, None, :], ar[None, :, None]
+    sye = sy - 2 * hop
+    return (X >= sx) & (X < sx + 4) & (Y >= sye) & (Y < sye + 4)
 
 
 def render(states, dev):
@@ -109,16 +123,23 @@ def random_start(rng):
             rng.randrange(2, S - 3))
 
 
-def batch(n_clips, frames, rng, dev):
+def batch(n_clips, frames, rng, dev, with_mask=False):
     states, kbs, ms = [], [], []
     for _ in range(n_clips):
         acts = random_policy(frames, rng)
         states += trajectory(random_start(rng), acts)
         kbs.append([[float(k in p) for k in KEYS] for p, _, _ in acts])
         ms.append([[dy, dx] for _, dx, dy in acts])  # (pitch, yaw) = (dy, dx)
-    img = render(torch.tensor(states, device=dev), dev).view(n_clips, frames, S, S, 3)
+    st = torch.tensor(states, device=dev)
+    img = render(st, dev).view(n_clips, frames, S, S, 3)
     x0 = img.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0          # [B, 3, F, H, W]
-    return x0, torch.tensor(ms, device=dev), torch.tensor(kbs, device=dev)
+    out = (x0, torch.tensor(ms, device=dev), torch.tensor(kbs, device=dev))
+    if not with_mask:
+        return out
+    m = sprite_mask(st, dev).view(n_clips, frames, S, S)
+    m = m.clone()
+    m[:, 1:] |= m[:, :-1].clone()  # where the sprite is now or was in the frame before
+    return out + (m[:, None].float(),)                              # [B, 1, F, H, W]
 
 
 def check_renderer(dev, rng, clips=6, frames=14):
@@ -151,6 +172,29 @@ def save_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def action_check(net, args, fpb, dev):
+    """Does the model use its actions? Clean context, last block at sigma 1, with the clip's own
+    actions and with another clip's: a model that learned the controls loses more with the wrong
+    ones. (The 285-s model shipped first had no such check; it ignored its actions.) Returns
+    (own, other) velocity MSE of the last block, on fixed held-out clips."""
+    x0, mouse, kb = batch(args.batch, args.frames, random.Random(777), dev)
+    g = torch.Generator(device=dev).manual_seed(1)
+    sig_f = torch.zeros(args.batch, args.frames, device=dev)
+    sig_f[:, -fpb:] = 1.0
+    eps = torch.randn(x0.shape, device=dev, generator=g)
+    s = sig_f[:, None, :, None, None]
+    xt = (1 - s) * x0 + s * eps
+    gaps = []
+    was = net.training
+    net.eval()
+    with torch.no_grad():
+        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0))):
+            v = net(xt, sig_f * 1000.0, m_, k_)
+            gaps.append(((v - (eps - x0))[:, :, -fpb:] ** 2).mean().item())
+    net.train(was)
+    return gaps
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -159,7 +203,8 @@ def main():
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--frames", type=int, default=18)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--clean_prob", type=float, default=0.25)
+    ap.add_argument("--clean_prob", type=float, default=0.4)
+    ap.add_argument("--sprite_weight", type=float, default=8.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--f16", action="store_true")
     args = ap.parse_args()
@@ -188,7 +233,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / 200) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x0, mouse, kb = batch(args.batch, args.frames, rng, dev)
+        x0, mouse, kb, smask = batch(args.batch, args.frames, rng, dev, with_mask=True)
         # One sigma per (clip, block), biased towards high noise (few-step sampling starts at 1);
         # some blocks clean (context, no loss).
         sig = torch.sigmoid(torch.randn(args.batch, nb, device=dev) * 1.2 + 0.3)
@@ -198,7 +243,8 @@ def main():
         s = sig_f[:, None, :, None, None]
         xt = (1 - s) * x0 + s * eps
         v = model(xt, sig_f * 1000.0, mouse, kb)
-        w = (sig_f > 0).float()[:, None, :, None, None].expand_as(v)
+        w = (sig_f > 0).float()[:, None, :, None, None] * (1 + (args.sprite_weight - 1) * smask)
+        w = w.expand_as(v)
         loss = (((v - (eps - x0)) ** 2) * w).sum() / w.sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,6 +259,9 @@ def main():
         step += 1
         if step % 100 == 0 or step == 1:
             line = f"step {step} t {time.time() - t0:.1f}s lr {lr:.2e} loss {run_loss / run_n:.4f}"
+            if step % 500 == 0:
+                own, other = action_check(model, args, fpb, dev)
+                line += f" action check {own:.4f} own vs {other:.4f} other"
             print(line, flush=True)
             log.append(line)
             run_loss, run_n = 0.0, 0
@@ -228,18 +277,7 @@ def main():
             sig_f = torch.full((args.batch, args.frames), sg, device=dev)
             v = ema((1 - sg) * x0 + sg * eps, sig_f * 1000.0, mouse, kb)
             evals.append(f"sigma {sg}: {((v - (eps - x0)) ** 2).mean().item():.4f}")
-        # Does the model use its actions? Clean context, last block at sigma 1, with the clip's own
-        # actions and with another clip's: a model that learned the controls loses more with the
-        # wrong ones. (The 285-s model shipped first had no such check; it ignored its actions.)
-        sig_f = torch.zeros(args.batch, args.frames, device=dev)
-        sig_f[:, -fpb:] = 1.0
-        eps = torch.randn(x0.shape, device=dev, generator=g)
-        s = sig_f[:, None, :, None, None]
-        xt = (1 - s) * x0 + s * eps
-        gaps = []
-        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0))):
-            v = ema(xt, sig_f * 1000.0, m_, k_)
-            gaps.append(((v - (eps - x0))[:, :, -fpb:] ** 2).mean().item())
+        gaps = action_check(ema, args, fpb, dev)
         evals.append(f"last block at sigma 1 after clean context: {gaps[0]:.4f} with its actions, "
                      f"{gaps[1]:.4f} with another clip's")
     summary = (f"trained {step} steps in {total:.1f}s (batch {args.batch} x {args.frames} frames, "
