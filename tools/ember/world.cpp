@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -32,8 +33,19 @@ using Clock = std::chrono::steady_clock;
 #define EMBER_WORLD_MODEL "models/world/world32.safetensors"
 #endif
 
+// The shipped model: installed beside the program (<prefix>/share/ember/), else the source tree's.
+std::string default_world_model() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto installed = exe.parent_path().parent_path() / "share" / "ember" / "world32.safetensors";
+    if (std::filesystem::is_regular_file(installed, ec)) return installed.string();
+  }
+  return EMBER_WORLD_MODEL;
+}
+
 struct WorldOptions {
-  std::string model = EMBER_WORLD_MODEL;
+  std::string model = default_world_model();
   std::string actions;  // recording to play (non-interactive)
   std::string record;   // OUT.png (contact sheet) or OUT.gif
   int64_t frames = 0;   // stop after this many generated frames (0: until q / end of recording)
