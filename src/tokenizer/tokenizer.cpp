@@ -68,7 +68,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<detail::Pattern> pattern;
   detail::RankTable ranks;
   std::vector<std::string> id_bytes;   // ordinary tokens' bytes by id ("" where no token)
-  std::vector<bool> id_present;
+  bool has_ordinary(Token id) const { return id < id_bytes.size() && !id_bytes[id].empty(); }
   std::map<std::string, Token> specials;
   std::map<std::string, Token, std::less<>> special_lookup;
   std::map<Token, std::string> special_text;  // id -> literal used when decoding
@@ -96,7 +96,7 @@ void Tokenizer::Impl::finish(std::map<std::string, Token> specials_in, std::stri
   specials = std::move(specials_in);
   for (const auto& [name, id] : specials) {
     if (name.empty()) throw_error("{}: a special token has an empty name", source);
-    if (id < id_present.size() && id_present[id])
+    if (has_ordinary(id))
       throw_error("{}: special token '{}' has id {}, which is also an ordinary token", source, name, id);
     special_lookup.emplace(name, id);
     auto& slot = special_text[id];
@@ -219,7 +219,7 @@ std::vector<std::vector<Token>> Tokenizer::encode_batch(std::span<const std::str
 }
 
 std::string_view Tokenizer::token_bytes(Token token) const {
-  if (token < impl_->id_present.size() && impl_->id_present[token]) return impl_->id_bytes[token];
+  if (impl_->has_ordinary(token)) return impl_->id_bytes[token];
   if (auto it = impl_->special_text.find(token); it != impl_->special_text.end()) return it->second;
   throw_error("tokenizer {}: token id {} is not in the vocabulary (size {})", impl_->source, token,
               impl_->vocab_size);
@@ -299,15 +299,10 @@ std::string read_file(const std::string& path, const char* what) {
 void add_ordinary(Tokenizer::Impl& impl, std::string_view bytes, Token id, const std::string& where) {
   if (id >= (1u << 31)) throw_error("{}: token id {} is out of range", where, id);
   if (bytes.empty()) throw_error("{}: token {} has no bytes", where, id);
-  if (id < impl.id_present.size() && impl.id_present[id])
-    throw_error("{}: token id {} appears twice", where, id);
+  if (impl.has_ordinary(id)) throw_error("{}: token id {} appears twice", where, id);
   if (!impl.ranks.insert(bytes, id)) throw_error("{}: the bytes of token {} appear twice", where, id);
-  if (id >= impl.id_bytes.size()) {
-    impl.id_bytes.resize(id + 1);
-    impl.id_present.resize(id + 1, false);
-  }
+  if (id >= impl.id_bytes.size()) impl.id_bytes.resize(id + 1);
   impl.id_bytes[id] = std::string(bytes);
-  impl.id_present[id] = true;
 }
 
 // GPT-2's byte-level alphabet: bytes that are printable stand for themselves, the rest are
@@ -386,14 +381,31 @@ Tokenizer Tokenizer::from_tiktoken(const std::string& path, std::map<std::string
                             std::move(pattern));
 }
 
+namespace {
+// tokenizer.json -> an unfinished Impl (ordinary tokens), its added tokens and its pattern.
+struct HfVocabulary {
+  std::unique_ptr<Tokenizer::Impl> impl;
+  std::map<std::string, Token> specials;
+  std::string pattern;
+};
+HfVocabulary read_hf_json(const std::string& path);
+}  // namespace
+
 Tokenizer Tokenizer::from_hf_json(const std::string& path) {
+  HfVocabulary v = read_hf_json(path);
+  v.impl->finish(std::move(v.specials), std::move(v.pattern));
+  return Tokenizer(std::move(v.impl));
+}
+
+namespace {
+HfVocabulary read_hf_json(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path, "tokenizer.json"));
   } catch (const nlohmann::json::exception& e) {
     throw_error("{}: not valid JSON: {}", path, e.what());
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Tokenizer::Impl>();
   impl->source = path;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw_error("{}: no 'model' object", path);
@@ -421,7 +433,7 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path) {
           !t.contains("content") || !t["content"].is_string())
         throw_error("{}: an added_tokens entry lacks an integer 'id' or a string 'content'", path);
       Token id = t["id"].get<Token>();
-      if (id < impl->id_present.size() && impl->id_present[id]) continue;  // also in the vocab
+      if (impl->has_ordinary(id)) continue;  // also in the vocab
       specials[t["content"].get<std::string>()] = id;
     }
   }
@@ -440,21 +452,16 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path) {
   };
   if (j.contains("pre_tokenizer")) find_split(j["pre_tokenizer"]);
   if (pattern.empty()) throw_error("{}: no pre_tokenizer regex (Split or ByteLevel) found", path);
-  impl->finish(std::move(specials), std::move(pattern));
-  return Tokenizer(std::move(impl));
+  return {std::move(impl), std::move(specials), std::move(pattern)};
 }
+}  // namespace
 
 Tokenizer Tokenizer::o200k_harmony(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".json") {
-    Tokenizer hf = from_hf_json(path);
-    // Rebuild with gpt-oss's own special table (the checkpoint's added_tokens are the same ids).
-    auto impl = std::make_unique<Impl>();
-    impl->source = path;
-    for (Token id = 0; id < hf.impl_->id_present.size(); ++id)
-      if (hf.impl_->id_present[id]) add_ordinary(*impl, hf.impl_->id_bytes[id], id, path);
-    impl->finish(o200k_harmony_specials(), hf.pattern());
-    return Tokenizer(std::move(impl));
+  if (std::filesystem::path(path).extension() == ".json") {
+    // gpt-oss's own special table replaces the file's added_tokens (the same ids).
+    HfVocabulary v = read_hf_json(path);
+    v.impl->finish(o200k_harmony_specials(), std::move(v.pattern));
+    return Tokenizer(std::move(v.impl));
   }
   return from_tiktoken(path, o200k_harmony_specials(), kO200kPattern);
 }

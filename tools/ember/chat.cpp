@@ -203,7 +203,7 @@ class Chat {
             const Output& out) {
     std::string channel = p.current_channel().value_or("final");
     bool tool = p.current_recipient().has_value();
-    std::FILE* f = tool ? nullptr : channel == "final" ? out.final_out : channel == "analysis" ? out.reasoning_out : out.reasoning_out;
+    std::FILE* f = tool ? nullptr : channel == "final" ? out.final_out : out.reasoning_out;
     if (!f) return;
     if (shown != channel) {
       end_block(shown, out);
