@@ -18,6 +18,10 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     int64_t prompt_tokens = 128, decode_tokens = 32;
     uint64_t seed = 0;
     bool json = false;
+    std::vector<int64_t> prefill, decode_context;
+    std::string engine = "auto";
+    int64_t chunk = 8192;
+    double peak_gbs = 3000;
   };
   cmd->footer("Global options apply: --device cpu|cuda[:N], --threads N (e.g. ember bench --model DIR --device cuda).");
   auto o = std::make_shared<Opts>();
@@ -28,6 +32,17 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decode steps after the prefill")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the prompt's token ids")->capture_default_str();
+  cmd->add_option("--prefill", o->prefill, "Also time prefills of these prompt lengths (e.g. 512,2048,8192)")
+      ->delimiter(',');
+  cmd->add_option("--decode-context", o->decode_context,
+                  "Also time --decode-tokens greedy steps starting at these context lengths (e.g. 0,4096,32768)")
+      ->delimiter(',');
+  cmd->add_option("--engine", o->engine, "CUDA: auto (fused runtime when possible), fused, or ops (op by op)")
+      ->check(CLI::IsMember({"auto", "fused", "ops"}))
+      ->capture_default_str();
+  cmd->add_option("--chunk", o->chunk, "Prefill chunk (tokens per forward pass)")->capture_default_str();
+  cmd->add_option("--peak-gbs", o->peak_gbs, "Memory bandwidth the decode GB/s are compared with (H100: ~3000 in practice)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &global] {
     EMBER_CHECK(o->prompt_tokens > 0, "--prompt-tokens must be positive, got {}", o->prompt_tokens);
@@ -37,6 +52,12 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     bo.decode_tokens = o->decode_tokens;
     bo.seed = o->seed;
     bo.device = global.parsed_device();
+    bo.prefill_lengths = o->prefill;
+    bo.decode_contexts = o->decode_context;
+    bo.max_chunk = o->chunk;
+    bo.engine = o->engine == "fused" ? models::gpt_oss::Engine::Fused
+                : o->engine == "ops" ? models::gpt_oss::Engine::Ops
+                                     : models::gpt_oss::Engine::Auto;
     const bool draw = stderr_is_terminal();
     // A phase starts at the previous phase's last report (decode right after "prefill done").
     auto phase_start = std::chrono::steady_clock::now(), last_event = phase_start, last_draw = phase_start;
@@ -55,6 +76,8 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
           std::fprintf(stderr, "\rloading %.2f / %.2f GB ", double(done) / 1e9, double(total) / 1e9);
         else if (phase == "prefill")
           std::fprintf(stderr, "\r%-40s", done ? "prefill done" : "prefill...");
+        else if (phase == "matrix")
+          std::fprintf(stderr, "\rmatrix %llu / %llu points ", (unsigned long long)done, (unsigned long long)total);
         else
           std::fprintf(stderr, "\rdecode %llu / %llu  %.2f tok/s ", (unsigned long long)done,
                        (unsigned long long)total, double(done) / std::max(s, 1e-9));
@@ -66,9 +89,11 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     if (draw) std::fprintf(stderr, "\r%-40s\r", "");
     const auto& c = r.config;
     const auto& m = r.memory;
+    auto decode_gbs = [](const models::gpt_oss::BenchPoint& p) { return p.bytes_per_token * p.tokens_per_second() / 1e9; };
     if (o->json) {
       nlohmann::ordered_json j = {{"model", dir},
                                   {"device", bo.device.str()},
+                                  {"engine", r.fused ? "fused" : "ops"},
                                   {"threads", num_threads()},
                                   {"layers", c.num_hidden_layers},
                                   {"experts", c.num_experts},
@@ -89,6 +114,24 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
                                   {"resident_bytes", m.resident},
                                   {"resident_anon_bytes", m.resident_anon},
                                   {"resident_file_bytes", m.resident_file}};
+      if (bo.device.is_cuda())
+        j["device_memory"] = {{"used_bytes", r.device_memory.used},
+                              {"total_bytes", r.device_memory.total},
+                              {"allocated_bytes", r.device_memory.allocated},
+                              {"peak_allocated_bytes", r.device_memory.peak_allocated},
+                              {"runtime_bytes", r.runtime_device_bytes}};
+      auto& pre = j["prefill"] = nlohmann::json::array();
+      for (const auto& p : r.prefill_points)
+        pre.push_back({{"prompt_tokens", p.tokens}, {"seconds", p.seconds}, {"tokens_per_second", p.tokens_per_second()}});
+      auto& dec = j["decode"] = nlohmann::json::array();
+      for (const auto& p : r.decode_points)
+        dec.push_back({{"context", p.context},
+                       {"tokens", p.tokens},
+                       {"seconds", p.seconds},
+                       {"tokens_per_second", p.tokens_per_second()},
+                       {"bytes_per_token", p.bytes_per_token},
+                       {"gb_per_second", decode_gbs(p)},
+                       {"fraction_of_peak", decode_gbs(p) / o->peak_gbs}});
       std::printf("%s\n", j.dump().c_str());
       return;
     }
@@ -108,6 +151,17 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
                 r.decode_seconds, r.decode_tokens_per_second(), busy(r.decode_cpu_seconds, r.decode_seconds));
     std::printf("memory   peak resident %s; now %s = %s mapped files + %s allocated\n", size(m.peak_resident).c_str(),
                 size(m.resident).c_str(), size(m.resident_file).c_str(), size(m.resident_anon).c_str());
+    if (bo.device.is_cuda())
+      std::printf("gpu      %s engine; ember allocated peak %s (KV cache + workspace %s); device in use %s of %s\n",
+                  r.fused ? "fused" : "ops", size(r.device_memory.peak_allocated).c_str(),
+                  size(r.runtime_device_bytes).c_str(), size(r.device_memory.used).c_str(),
+                  size(r.device_memory.total).c_str());
+    for (const auto& p : r.prefill_points)
+      std::printf("prefill  %6lld tokens: %10.1f tok/s (%.3f s)\n", (long long)p.tokens, p.tokens_per_second(), p.seconds);
+    for (const auto& p : r.decode_points)
+      std::printf("decode   at %6lld: %8.1f tok/s, %.1f MB a token, %7.0f GB/s = %.0f%% of %.0f GB/s\n",
+                  (long long)p.context, p.tokens_per_second(), p.bytes_per_token / 1e6, decode_gbs(p),
+                  100 * decode_gbs(p) / o->peak_gbs, o->peak_gbs);
   });
 }
 

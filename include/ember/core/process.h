@@ -4,6 +4,8 @@
 // pages), and for telling a slow run from one that shared its cores with other work.
 #include <cstdint>
 
+#include "ember/core/device.h"
+
 namespace ember {
 
 struct ProcessMemory {
@@ -18,5 +20,13 @@ ProcessMemory process_memory();
 
 // User + system CPU seconds used by all of this process's threads so far (getrusage).
 double process_cpu_seconds();
+
+// Memory of a CUDA device: what the driver reports in use (all processes) and in total, and what
+// ember's allocator (the stream-ordered pool every device tensor comes from) holds now and held at
+// most since the program started. All zero for the CPU.
+struct DeviceMemory {
+  uint64_t used = 0, total = 0, allocated = 0, peak_allocated = 0;
+};
+DeviceMemory device_memory(Device device);
 
 }  // namespace ember

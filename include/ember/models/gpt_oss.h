@@ -4,6 +4,7 @@
 // gpt_oss/torch/model.py.
 #include <algorithm>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -18,6 +19,9 @@
 
 namespace ember::formats::modelbin {
 struct ModelHeader;
+}
+namespace ember::backend {
+class GptOssRuntime;
 }
 
 namespace ember::models::gpt_oss {
@@ -88,6 +92,23 @@ class Model {
   const Config& config() const { return config_; }
   Device device() const { return device_; }
   const std::vector<Block>& blocks() const { return blocks_; }
+  const Tensor& embedding() const { return embedding_; }
+  const Tensor& norm() const { return norm_; }
+  const Tensor& unembedding() const { return unembedding_; }
+
+  // Where the op-by-op forward pass rounds activations to bf16 (and back), to reproduce the fused
+  // CUDA runtime's numerics on any device; all off by default (f32 throughout: the reference).
+  // The runtime's prefill rounds at all of these points (the experts' only in chunks of at least
+  // 8 tokens, which run as one grouped GEMM); its decode step only K/V.
+  struct Bf16Rounding {
+    bool attention_input = false;   // the normed input of the q/k/v projections
+    bool qkv = false;               // q, and k/v as cached (after RoPE)
+    bool kv = false;                // k/v only (the cache)
+    bool attention_output = false;  // the input of the output projection
+    bool mlp = false;               // the experts' normed input and their SwiGLU output
+    bool unembedding_input = false; // the final normed activations
+  };
+  void set_bf16_rounding(const Bf16Rounding& r) { rounding_ = r; }
 
   // Per-layer caches for incremental decoding (windowed layers keep window - 1 + max_chunk).
   std::vector<nn::KVCache> make_caches(int64_t max_context, int64_t max_chunk) const;
@@ -104,6 +125,7 @@ class Model {
   Tensor embedding_, norm_, unembedding_;
   nn::Rope rope_;
   Device device_;
+  Bf16Rounding rounding_;
 };
 
 // Synthetic checkpoints in the original layout (config.json + model.safetensors) with seeded
@@ -123,20 +145,49 @@ Config config_from_modelbin(const formats::modelbin::ModelHeader& header, uint32
 // path otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
 
+// How CausalLM runs a model that lives on a CUDA device.
+enum class Engine {
+  Auto,   // the fused runtime when the weights qualify (MXFP4 experts, bf16 matrices), else ops
+  Fused,  // the fused runtime or an error saying why not
+  Ops,    // op by op (model.cpp), as on the CPU
+};
+
 // `ember bench`: load a checkpoint, prefill `prompt_tokens` seeded random token ids in one forward
-// pass, then `decode_tokens` greedy steps of one token each with the KV cache. Every phase ends by
-// reading its logits back to the host, so device work is included in the times.
+// pass, then `decode_tokens` greedy steps of one token each with the KV cache (CausalLM: the fused
+// runtime on CUDA). Every phase ends with its result on the host, so device work is included.
+// With `prefill_lengths` / `decode_contexts` it also measures a matrix: prefill tokens/s of a
+// fresh prompt of each length, and decode tokens/s of `decode_tokens` steps starting at each
+// context length (the context filled first, untimed).
 struct BenchOptions {
   int64_t prompt_tokens = 128;
   int64_t decode_tokens = 32;
   uint64_t seed = 0;  // the prompt's ids: philox4x32(seed, i)[0] % vocab_size
   Device device = Device::cpu();
-  // phase "load" (bytes done, total), "prefill" (0 or 1 of 1 passes), "decode" (steps done, total).
+  Engine engine = Engine::Auto;
+  std::vector<int64_t> prefill_lengths;
+  std::vector<int64_t> decode_contexts;
+  int64_t max_chunk = 8192;  // prefill chunk (the matrix's context fill, long prompts)
+  // phase "load" (bytes done, total), "prefill" (0 or 1 of 1 passes), "decode" (steps done, total),
+  // "matrix" (points done, total).
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
 };
 
+struct BenchPoint {
+  int64_t tokens = 0;     // prefill: prompt length; decode: steps
+  int64_t context = 0;    // decode: the position of the first step
+  double seconds = 0;
+  double bytes_per_token = 0;  // decode: weights and KV cache a step reads (decode_bytes_per_token)
+  double tokens_per_second() const { return double(tokens) / std::max(seconds, 1e-12); }
+};
+
+// Bytes one decode step at `context` must read at least: attention, router and unembedding
+// weights (bf16), the selected experts (MXFP4: 17 bytes per 32 weights), and the visible K/V
+// (bf16 on the fused runtime: `kv_bytes` = 2; f32 on the ops path: 4).
+double decode_bytes_per_token(const Config& c, int64_t context, int kv_bytes = 2);
+
 struct BenchResult {
   Config config;
+  bool fused = false;                // the fused CUDA runtime ran it
   int64_t prompt_tokens = 0, decode_tokens = 0;
   double load_seconds = 0;
   double prefill_seconds = 0;        // the prompt's forward pass, its logits read back
@@ -147,19 +198,27 @@ struct BenchResult {
   double prefill_cpu_seconds = 0, decode_cpu_seconds = 0;
   std::vector<int32_t> prompt;       // the synthetic prompt
   std::vector<int32_t> generated;    // the first token (from the prefill), then one per decode step
+  std::vector<BenchPoint> prefill_points, decode_points;
   ProcessMemory memory;              // read after the run; peak_resident covers loading too
+  DeviceMemory device_memory;        // CUDA: read after the run (peak_allocated covers everything)
+  size_t runtime_device_bytes = 0;   // fused runtime: KV cache + workspace of the main run
   double prefill_tokens_per_second() const { return double(prompt_tokens) / std::max(prefill_seconds, 1e-12); }
   double decode_tokens_per_second() const { return double(decode_tokens) / std::max(decode_seconds, 1e-12); }
 };
 
 BenchResult bench(const std::string& dir, const BenchOptions& options);
 
-// The model with its own per-layer caches, for generate::run.
+// The model with its own per-layer caches, for generate::run. On a CUDA device it runs the fused
+// runtime (src/backends/gpt_oss_runtime.h: bf16 KV cache, decode captured in a CUDA graph) unless
+// told otherwise; on the CPU, the op-by-op forward pass.
 class CausalLM : public generate::CausalModel {
  public:
-  CausalLM(const Model& model, int64_t max_context, int64_t max_chunk);
+  CausalLM(const Model& model, int64_t max_context, int64_t max_chunk, Engine engine = Engine::Auto);
+  ~CausalLM() override;
+  CausalLM(CausalLM&&) noexcept;
   int64_t vocab_size() const override { return model_.config().vocab_size; }
   int64_t max_context() const override { return max_context_; }
+  // start_pos must be position() or earlier (then it rewinds first; an error when it cannot).
   Tensor forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) override;
   void reset() override;
   // Forgets positions >= `position` so that decoding continues from there (a chat turn that
@@ -167,11 +226,19 @@ class CausalLM : public generate::CausalModel {
   // layer's ring has already overwritten positions the window still needs: then reset().
   bool rewind(int64_t position);
   int64_t position() const;  // the next position to feed
+  // Greedy decoding: feeds `token` at position(), then returns `count` argmax tokens, each fed in
+  // turn. With the fused runtime the steps replay a CUDA graph and the argmax stays on the device;
+  // `on_token` (optional) sees each token as it arrives and may stop early by returning false.
+  std::vector<int32_t> decode_greedy(int32_t token, int64_t count,
+                                     const std::function<bool(int32_t)>& on_token = nullptr);
+  bool fused() const { return runtime_ != nullptr; }
+  size_t device_bytes() const;  // fused runtime: KV cache and workspace on the device
 
  private:
   const Model& model_;
   int64_t max_context_, max_chunk_;
   std::vector<nn::KVCache> caches_;
+  std::unique_ptr<backend::GptOssRuntime> runtime_;
 };
 
 }  // namespace ember::models::gpt_oss

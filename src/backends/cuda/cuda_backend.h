@@ -55,6 +55,9 @@ class CudaBackend final : public Backend {
 // The backend of device `index` (created on first use); throws naming the index if absent.
 Backend& cuda_backend(int index);
 
+// used, total, allocated (pool), peak allocated (pool) of device `index`.
+void cuda_memory_info(int index, uint64_t out[4]);
+
 // Number of visible CUDA devices (0 when the driver or a device is missing; never throws).
 int cuda_device_count_impl();
 

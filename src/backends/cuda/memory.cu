@@ -48,6 +48,18 @@ Backend& cuda_backend(int index) {
   return *instances[size_t(index)];
 }
 
+void cuda_memory_info(int index, uint64_t out[4]) {
+  set_device(index);
+  size_t free = 0, total = 0;
+  EMBER_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  cudaMemPool_t pool = nullptr;
+  EMBER_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+  unsigned long long used = 0, high = 0;  // cuuint64_t
+  EMBER_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+  EMBER_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  out[0] = total - free, out[1] = total, out[2] = used, out[3] = high;
+}
+
 void* CudaBackend::allocate(size_t nbytes) {
   cudaStream_t s = stream_for(device_index_);
   void* p = nullptr;

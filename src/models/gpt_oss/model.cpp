@@ -3,7 +3,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "backends/gpt_oss_runtime.h"
 #include "ember/formats/modelbin.h"
+#include "ember/generate/sampler.h"
 #include "ember/models/gpt_oss.h"
 #include "ember/nn/attention.h"
 #include "ember/nn/streaming_attention.h"
@@ -12,6 +14,8 @@
 namespace ember::models::gpt_oss {
 
 namespace {
+
+Tensor round_bf16(const Tensor& x, bool on) { return on ? x.to(DType::BF16).to(DType::F32) : x; }
 
 // The clamped SwiGLU of model.py on h [n, 2I] (interleaved: glu = h[:, 0::2], lin = h[:, 1::2]).
 Tensor swiglu(const Tensor& h, float limit) {
@@ -43,12 +47,13 @@ std::vector<nn::KVCache> Model::make_caches(int64_t max_context, int64_t max_chu
 Tensor Model::attention(const Block& b, int64_t layer, const Tensor& x, int64_t start_pos, nn::KVCache* cache) const {
   const auto& c = config_;
   const int64_t T = x.dim(0), Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim;
-  Tensor t = rms_norm(x, b.attn_norm, float(c.rms_norm_eps));
+  const Tensor t = round_bf16(rms_norm(x, b.attn_norm, float(c.rms_norm_eps)), rounding_.attention_input);
   Tensor q = linear(t, b.q_weight, b.q_bias).view({T, Hq, hd});  // model.py: the q rows of qkv
   Tensor k = linear(t, b.k_weight, b.k_bias).view({T, Hkv, hd});
   Tensor v = linear(t, b.v_weight, b.v_bias).view({T, Hkv, hd});
-  q = rope_.apply(q, start_pos, 0);
-  k = rope_.apply(k, start_pos, 0);
+  q = round_bf16(rope_.apply(q, start_pos, 0), rounding_.qkv);
+  k = round_bf16(rope_.apply(k, start_pos, 0), rounding_.qkv || rounding_.kv);
+  v = round_bf16(v, rounding_.qkv || rounding_.kv);
   // [T, H, hd] -> [1, H, T, hd] views
   Tensor q4 = q.unsqueeze(0).permute({0, 2, 1, 3}), k4 = k.unsqueeze(0).permute({0, 2, 1, 3}),
          v4 = v.unsqueeze(0).permute({0, 2, 1, 3});
@@ -64,7 +69,7 @@ Tensor Model::attention(const Block& b, int64_t layer, const Tensor& x, int64_t 
     o = nn::scaled_dot_product_attention(q4, k4, v4,
                                          {.scale = float(1.0 / std::sqrt(double(hd))), .causal = true, .window = window, .sinks = b.sinks});
   }
-  Tensor flat = o.permute({0, 2, 1, 3}).reshape({T, Hq * hd});
+  Tensor flat = round_bf16(o.permute({0, 2, 1, 3}).reshape({T, Hq * hd}), rounding_.attention_output);
   return add(x, linear(flat, b.out_weight, b.out_bias));
 }
 
@@ -77,7 +82,7 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
   Tensor weights = softmax(values, 1);              // over the selected experts only
   const auto* w1 = std::get_if<Mxfp4Tensor>(&b.mlp1_weight.w);
   const auto* w2 = std::get_if<Mxfp4Tensor>(&b.mlp2_weight.w);
-  if (device_.is_cuda() && w1 && w2 && T <= 64)  // decode and short chunks: fused, no host round trip
+  if (device_.is_cuda() && w1 && w2 && T <= 64 && !rounding_.mlp)  // decode, short chunks: fused, no host round trip
     return add(x, moe_mxfp4(t, indices, weights, *w1, b.mlp1_bias, *w2, b.mlp2_bias, float(c.swiglu_limit)));
   // Group the (token, slot) pairs by expert, run each selected expert once on its rows, then
   // put the rows back in (token, slot) order with one gather.
@@ -92,9 +97,11 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
     if (pairs.empty()) continue;
     std::vector<int64_t> tokens;
     for (int64_t p : pairs) tokens.push_back(p / k), position[size_t(p)] = row++;
-    Tensor rows = index_select(t, 0, Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(device_));
+    Tensor rows = index_select(round_bf16(t, rounding_.mlp), 0,
+                               Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(device_));
     Tensor h = b.mlp1_weight.linear(rows, e, b.mlp1_bias.select(0, e));  // [n, 2I]
-    Tensor y = b.mlp2_weight.linear(swiglu(h, float(c.swiglu_limit)), e, b.mlp2_bias.select(0, e));
+    Tensor y = b.mlp2_weight.linear(round_bf16(swiglu(h, float(c.swiglu_limit)), rounding_.mlp), e,
+                                    b.mlp2_bias.select(0, e));
     outputs.push_back(y);
   }
   Tensor ys = index_select(cat(outputs, 0), 0, Tensor::from_vector(position, {T * k}).to(device_));  // [T k, H]
@@ -116,14 +123,14 @@ Tensor Model::forward(const std::vector<int32_t>& tokens, int64_t start_pos, std
     EMBER_CHECK(tok >= 0 && tok < c.vocab_size, "gpt-oss forward: token {} outside the vocabulary of {}", tok,
                 c.vocab_size);
   Tensor ids = Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(device_);
-  Tensor x = embedding(embedding_, ids).to(DType::F32);  // [T, H]
+  Tensor x = ember::embedding(embedding_, ids).to(DType::F32);  // [T, H]
   for (int64_t n = 0; n < c.num_hidden_layers; ++n) {
     const Block& b = blocks_[size_t(n)];
     x = attention(b, n, x, start_pos, caches ? &(*caches)[size_t(n)] : nullptr);
     x = moe(b, x);
   }
   if (last_only) x = x.narrow(0, x.dim(0) - 1, 1);
-  return linear(rms_norm(x, norm_, float(c.rms_norm_eps)), unembedding_);
+  return linear(round_bf16(rms_norm(x, norm_, float(c.rms_norm_eps)), rounding_.unembedding_input), unembedding_);
 }
 
 std::string resolve_checkpoint_dir(const std::string& path) {
@@ -141,21 +148,90 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   return path;
 }
 
-CausalLM::CausalLM(const Model& model, int64_t max_context, int64_t max_chunk)
+namespace {
+
+// The fused runtime's view of the model, or nullptr with `why` when it does not qualify.
+std::unique_ptr<backend::GptOssRuntime> make_runtime(const Model& model, int64_t max_context, int64_t max_chunk,
+                                                     std::string* why) {
+  const Config& c = model.config();
+  backend::GptOssDims d;
+  d.layers = c.num_hidden_layers, d.hidden = c.hidden_size, d.heads = c.num_attention_heads;
+  d.kv_heads = c.num_key_value_heads, d.head_dim = c.head_dim, d.experts = c.num_experts;
+  d.experts_per_token = c.experts_per_token, d.intermediate = c.intermediate_size, d.vocab = c.vocab_size;
+  d.sliding_window = c.sliding_window, d.context = c.context_length();
+  d.eps = float(c.rms_norm_eps), d.swiglu_limit = float(c.swiglu_limit);
+  const nn::RopeFrequencies f = nn::rope_frequencies(c.rope());
+  d.inv_freq = f.inv_freq, d.concentration = f.concentration;
+  backend::GptOssWeights w;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    d.windowed.push_back(c.layer_has_window(l));
+    const Block& b = model.blocks()[size_t(l)];
+    const auto* w1 = std::get_if<Mxfp4Tensor>(&b.mlp1_weight.w);
+    const auto* w2 = std::get_if<Mxfp4Tensor>(&b.mlp2_weight.w);
+    if (!w1 || !w2) {
+      if (why) *why = "the experts are dense (Hugging Face bf16 layout), not MXFP4";
+      return nullptr;
+    }
+    w.layers.push_back({b.attn_norm, b.q_weight, b.q_bias, b.k_weight, b.k_bias, b.v_weight, b.v_bias, b.sinks,
+                        b.out_weight, b.out_bias, b.mlp_norm, b.gate_weight, b.gate_bias, w1->blocks, w1->scales,
+                        b.mlp1_bias, w2->blocks, w2->scales, b.mlp2_bias});
+  }
+  w.embedding = model.embedding(), w.norm = model.norm(), w.unembedding = model.unembedding();
+  return backend::make_gpt_oss_runtime(model.device(), d, w, max_context, max_chunk, why);
+}
+
+}  // namespace
+
+CausalLM::CausalLM(const Model& model, int64_t max_context, int64_t max_chunk, Engine engine)
     : model_(model), max_context_(std::min(max_context, model.config().context_length())), max_chunk_(max_chunk) {
   EMBER_CHECK(max_context_ > 0 && max_chunk_ > 0, "CausalLM: max_context and max_chunk must be positive");
+  if (engine != Engine::Ops) {
+    std::string why = "the model is on the CPU";
+    if (model.device().is_cuda()) runtime_ = make_runtime(model, max_context_, max_chunk_, &why);
+    EMBER_CHECK(runtime_ || engine != Engine::Fused, "gpt-oss: the fused CUDA runtime cannot run this model: {}", why);
+  }
   reset();
 }
 
+CausalLM::~CausalLM() = default;
+CausalLM::CausalLM(CausalLM&&) noexcept = default;
+
 Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) {
+  if (start_pos < position()) EMBER_CHECK(rewind(start_pos), "gpt-oss: cannot go back from position {} to {}: the sliding window has moved on", position(), start_pos);
+  EMBER_CHECK(start_pos == position(), "gpt-oss: forward at position {} but the cache holds {} positions", start_pos,
+              position());
+  if (runtime_) return runtime_->forward(tokens, all_logits);
   return model_.forward(std::vector<int32_t>(tokens.begin(), tokens.end()), start_pos, &caches_, !all_logits);
 }
 
-void CausalLM::reset() { caches_ = model_.make_caches(max_context_, max_chunk_); }
+std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t count, const std::function<bool(int32_t)>& on_token) {
+  if (runtime_) return runtime_->decode_greedy(token, count, on_token);
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < count; ++i) {
+    const Tensor logits = forward(std::span(&token, 1), position(), false);
+    token = generate::argmax(logits.to_vector<float>());
+    out.push_back(token);
+    if (on_token && !on_token(token)) break;
+  }
+  return out;
+}
 
-int64_t CausalLM::position() const { return caches_.empty() ? 0 : caches_[0].next_position(); }
+void CausalLM::reset() {
+  if (runtime_)
+    runtime_->reset();
+  else
+    caches_ = model_.make_caches(max_context_, max_chunk_);
+}
+
+int64_t CausalLM::position() const {
+  if (runtime_) return runtime_->position();
+  return caches_.empty() ? 0 : caches_[0].next_position();
+}
+
+size_t CausalLM::device_bytes() const { return runtime_ ? runtime_->device_bytes() : 0; }
 
 bool CausalLM::rewind(int64_t position) {
+  if (runtime_) return runtime_->truncate(position);
   if (position < 0 || position > this->position()) return false;
   const Config& c = model_.config();
   for (size_t l = 0; l < caches_.size(); ++l) {

@@ -1,0 +1,1209 @@
+// The fused gpt-oss runtime on CUDA (backends/gpt_oss_runtime.h): a decode step is ~6 kernels a
+// layer over preallocated buffers, captured once into a CUDA graph; the position and the token live
+// in device memory so that the graph replays unchanged. Prefill runs the same layers for a chunk of
+// tokens with cuBLAS for the dense projections.
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/gpt_oss_prefill.h"
+#include "backends/gpt_oss_runtime.h"
+
+namespace ember::backend {
+
+using namespace cuda;
+
+namespace {
+
+#define EMBER_CUBLAS(call)                                                                          \
+  do {                                                                                              \
+    cublasStatus_t st_ = (call);                                                                    \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                               \
+      ::ember::throw_error("cuBLAS error {} in {} ({}:{})", int(st_), #call, __FILE__, __LINE__);   \
+  } while (0)
+
+constexpr int kThreads = 256, kWarps = 8;
+constexpr int kMaxHeadDim = 64;
+constexpr int kAttnTile = 32;
+// Below this many tokens a prefill chunk runs the experts token by token (f32, each selected
+// expert read once per token), from it on as one grouped GEMM on tensor cores (bf16 inputs).
+constexpr int64_t kTiledMoeMinTokens = 8;
+
+// ---------------------------------------------------------------- small device helpers
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Sum over the block (every thread gets it); `red` holds 32 floats of shared memory.
+__device__ float block_sum(float v, float* red) {
+  v = warp_sum(v);
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  return warp_sum(lane < int(blockDim.x / 32) ? red[lane] : 0.f);
+}
+
+__device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ int64_t lmax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+__device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+
+// Weights are read once a step: keep them out of L1.
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while the
+// previous one finishes; it prefetches what does not depend on it (weights), then waits for it.
+// Launched without the attribute, both instructions do nothing.
+__device__ __forceinline__ void wait_previous_kernel() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void allow_next_kernel() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+// The warp prefetches `bytes` from `p` into L2 (one 128-byte line per lane and step).
+__device__ __forceinline__ void prefetch_row(const void* p, size_t bytes, int lane) {
+  for (size_t off = size_t(lane) * 128; off < bytes; off += 32 * 128) prefetch_l2(static_cast<const char*>(p) + off);
+}
+
+__device__ __forceinline__ float dot8(uint4 w, const float* x) {
+  const float4 a = *reinterpret_cast<const float4*>(x), b = *reinterpret_cast<const float4*>(x + 4);
+  return bf_lo(w.x) * a.x + bf_hi(w.x) * a.y + bf_lo(w.y) * a.z + bf_hi(w.y) * a.w + bf_lo(w.z) * b.x +
+         bf_hi(w.z) * b.y + bf_lo(w.w) * b.z + bf_hi(w.w) * b.w;
+}
+
+// Dots of R bf16 rows (K/8 16-byte chunks each) with x in shared memory; every lane gets the sums.
+template <int R>
+__device__ __forceinline__ void dot_rows_bf16(const uint16_t* const (&rows)[R], const float* xs, int chunks, int lane,
+                                              float (&out)[R]) {
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+#pragma unroll 4
+  for (int c = lane; c < chunks; c += 32) {
+    uint4 w[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) w[r] = ld_stream(reinterpret_cast<const uint4*>(rows[r]) + c);
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] += dot8(w[r], xs + c * 8);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
+}
+
+// rms_norm(x) * w into shared memory (all threads; synchronises).
+__device__ void norm_to_smem(const float* x, const float* w, int n, float eps, float* xs, float* red) {
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = x[i];
+    xs[i] = v;
+    ss += v * v;
+  }
+  ss = block_sum(ss, red);
+  const float r = 1.0f / sqrtf(ss / float(n) + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = xs[i] * r * w[i];
+  __syncthreads();
+}
+
+// MXFP4 x int8: 8 FP4 codes (value i in nibble i) against 8 int8 activations (xa: values 0-3,
+// xb: 4-7). byte_perm looks the codes up in a table of doubled magnitudes; a selector nibble with
+// its top bit set yields 0 (a positive byte's sign replicated), which splits positive codes (pos)
+// from negative ones (neg): the dot is (pos - neg) / 2.
+// 2^(s-127) for a UE8 scale byte.
+__device__ __forceinline__ float ue8(uint32_t s) { return s ? __uint_as_float(s << 23) : ldexpf(1.0f, -127); }
+
+// The 16 E2M1 values in shared memory: 16 words in 16 banks, so any pattern of lookups by a warp
+// is conflict-free (same word: broadcast).
+__device__ __forceinline__ void init_fp4_lut(float* lut) {
+  if (threadIdx.x < 16) {
+    const uint32_t c = threadIdx.x, m = c & 7;
+    const float mag = m < 2 ? 0.5f * float(m) : float(2 + (m & 1)) * float(1 << ((m >> 1) - 1)) * 0.5f;
+    lut[c] = c & 8 ? -mag : mag;
+  }
+}
+
+// One 32-value MXFP4 block (16 bytes; byte j: value 2j low nibble, 2j+1 high) against 32 f32.
+__device__ __forceinline__ float fp4_block_dot(uint4 w, const float* x, const float* lut) {
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const uint32_t q[4] = {w.x, w.y, w.z, w.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float4 a = __ldg(x4 + 2 * k), b = __ldg(x4 + 2 * k + 1);
+    acc = fmaf(lut[q[k] & 15], a.x, acc);
+    acc = fmaf(lut[(q[k] >> 4) & 15], a.y, acc);
+    acc = fmaf(lut[(q[k] >> 8) & 15], a.z, acc);
+    acc = fmaf(lut[(q[k] >> 12) & 15], a.w, acc);
+    acc = fmaf(lut[(q[k] >> 16) & 15], b.x, acc);
+    acc = fmaf(lut[(q[k] >> 20) & 15], b.y, acc);
+    acc = fmaf(lut[(q[k] >> 24) & 15], b.z, acc);
+    acc = fmaf(lut[q[k] >> 28], b.w, acc);
+  }
+  return acc;
+}
+
+// Dots of R MXFP4 rows (nb blocks each), row r against its own f32 activations x[r] (nb*32);
+// every lane gets the sums. f32 throughout, like the CPU path.
+template <int R>
+__device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
+                                               const float* const (&x)[R], int nb, int lane, const float* lut,
+                                               float (&out)[R]) {
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+  for (int b = lane; b < nb; b += 32) {
+    uint4 w[R];
+    uint32_t sc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      w[r] = ld_stream(reinterpret_cast<const uint4*>(blocks[r]) + b);
+      sc[r] = __ldg(scales[r] + b);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = fmaf(fp4_block_dot(w[r], x[r] + b * 32, lut), ue8(sc[r]), acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
+}
+
+// ---------------------------------------------------------------- kernels
+
+struct RopeArgs {
+  const float* inv_freq;  // [D/2]
+  float concentration;
+};
+
+// (x0, x1) = pair (i, i + D/2) of a head at position pos, rotated as model.py's _apply_rotary_emb.
+__device__ __forceinline__ void rope_pair(float& x0, float& x1, int64_t pos, int i, RopeArgs r) {
+  const float angle = float(pos) * r.inv_freq[i];  // f32 product as the reference
+  double sd, cd;
+  sincos(double(angle), &sd, &cd);
+  const float c = float(cd) * r.concentration, s = float(sd) * r.concentration;
+  const float a = x0, b = x1;
+  x0 = a * c - b * s;
+  x1 = b * c + a * s;
+}
+
+__global__ void embed_kernel(const uint16_t* emb, const int32_t* tokens, int H, float* x) {
+  wait_previous_kernel();
+  allow_next_kernel();
+  const int t = blockIdx.x;
+  const uint16_t* row = emb + size_t(tokens[t]) * size_t(H);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) x[size_t(t) * H + i] = __uint_as_float(uint32_t(row[i]) << 16);
+}
+
+struct QkvDecodeArgs {
+  const float* x;
+  const float* norm_w;
+  float eps;
+  const uint16_t *wq, *wk, *wv;
+  const float* bias;  // [Hq*D | Hkv*D | Hkv*D]
+  int H, Hq, Hkv, D;
+  RopeArgs rope;
+  const int64_t* pos;
+  uint16_t *k_cache, *v_cache;  // [Hkv, cap, D]
+  int64_t cap;
+  float* q;  // [Hq*D], RoPE'd
+};
+
+// rms_norm + q/k/v projections + bias + RoPE; k and v go to the cache slot of the position. One
+// warp per rotated pair of rows (i, i + D/2) of a head.
+__global__ void __launch_bounds__(kThreads) qkv_decode_kernel(QkvDecodeArgs a) {
+  extern __shared__ float xs[];
+  __shared__ float red[32];
+  const int lane = threadIdx.x % 32, half = a.D / 2;
+  const int p = blockIdx.x * kWarps + threadIdx.x / 32;
+  const int heads = a.Hq + 2 * a.Hkv;
+  const bool active = p < heads * half;
+  const int head = p / half, i = p % half;
+  const uint16_t* base = head < a.Hq ? a.wq : head < a.Hq + a.Hkv ? a.wk : a.wv;
+  const int hh = head < a.Hq ? head : head < a.Hq + a.Hkv ? head - a.Hq : head - a.Hq - a.Hkv;
+  const uint16_t* rows[2] = {base + size_t(hh * a.D + i) * a.H, base + size_t(hh * a.D + i + half) * a.H};
+  if (active) prefetch_row(rows[0], size_t(a.H) * 2, lane), prefetch_row(rows[1], size_t(a.H) * 2, lane);
+  wait_previous_kernel();
+  allow_next_kernel();
+  norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
+  if (!active) return;
+  float d[2];
+  dot_rows_bf16<2>(rows, xs, a.H / 8, lane, d);
+  if (lane != 0) return;
+  float x0 = d[0] + a.bias[head * a.D + i], x1 = d[1] + a.bias[head * a.D + i + half];
+  const int64_t pos = *a.pos;
+  if (head < a.Hq + a.Hkv) rope_pair(x0, x1, pos, i, a.rope);
+  if (head < a.Hq) {
+    a.q[head * a.D + i] = x0;
+    a.q[head * a.D + i + half] = x1;
+  } else {
+    uint16_t* c = head < a.Hq + a.Hkv ? a.k_cache : a.v_cache;
+    const size_t off = (size_t(hh) * size_t(a.cap) + size_t(pos % a.cap)) * a.D;
+    c[off + i] = f32_to_bf16_bits(x0);
+    c[off + i + half] = f32_to_bf16_bits(x1);
+  }
+}
+
+struct AttnDecodeArgs {
+  const float* q;  // [Hq*D]
+  const uint16_t *k_cache, *v_cache;
+  int64_t cap;
+  const int64_t* pos;
+  int window;
+  const float* sinks;
+  float scale;
+  int Hq, Hkv, D, splits;
+  float* partial;  // [splits, Hq, 2 + D]
+  int* counter;    // [Hkv], zero between launches
+  float* out;      // [Hq*D]
+};
+
+// Split-K decode attention: block (g, s) takes KV head g's G query heads (one warp each) over the
+// s-th share of the visible keys; the last block of g to finish merges the shares with the sink.
+__global__ void __launch_bounds__(512) attn_decode_kernel(AttnDecodeArgs a) {
+  __shared__ uint4 ks[kAttnTile][kMaxHeadDim / 8 + 1];
+  __shared__ uint32_t vs[kAttnTile][kMaxHeadDim / 2 + 1];
+  __shared__ __align__(16) float qs[16][kMaxHeadDim];
+  __shared__ bool last;
+  const int g = blockIdx.x, s = blockIdx.y, G = a.Hq / a.Hkv, w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int h = g * G + w, D = a.D, c8 = D / 8, c2 = D / 2;
+  wait_previous_kernel();
+  allow_next_kernel();
+  const int64_t pos = *a.pos;
+  const int64_t n = a.window > 0 ? lmin(pos + 1, a.window) : pos + 1, lo = pos + 1 - n;
+  const int64_t chunk = (n + a.splits - 1) / a.splits, begin = lo + s * chunk, end = lmin(begin + chunk, pos + 1);
+  for (int d = lane; d < D; d += 32) qs[w][d] = a.q[h * D + d] * a.scale;
+  float m = -INFINITY, l = 0.f, o0 = 0.f, o1 = 0.f;
+  for (int64_t t0 = begin; t0 < end; t0 += kAttnTile) {
+    const int nk = int(lmin(kAttnTile, end - t0));
+    __syncthreads();
+    for (int e = threadIdx.x; e < kAttnTile * c8; e += blockDim.x) {
+      const int j = e / c8, c = e % c8;
+      if (j < nk) {
+        const size_t row = (size_t(g) * size_t(a.cap) + size_t((t0 + j) % a.cap)) * D;
+        ks[j][c] = *reinterpret_cast<const uint4*>(a.k_cache + row + c * 8);
+        const uint4 v = *reinterpret_cast<const uint4*>(a.v_cache + row + c * 8);
+        vs[j][c * 4] = v.x, vs[j][c * 4 + 1] = v.y, vs[j][c * 4 + 2] = v.z, vs[j][c * 4 + 3] = v.w;
+      }
+    }
+    __syncthreads();
+    float sc = -INFINITY;
+    if (lane < nk) {
+      sc = 0.f;
+      for (int c = 0; c < c8; ++c) sc += dot8(ks[lane][c], &qs[w][c * 8]);
+    }
+    const float m_new = fmaxf(m, warp_max(sc));
+    const float corr = __expf(m - m_new), p = lane < nk ? __expf(sc - m_new) : 0.f;
+    l = l * corr + warp_sum(p);
+    o0 *= corr, o1 *= corr;
+    for (int j = 0; j < nk; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      if (lane < c2) {
+        const uint32_t v2 = vs[j][lane];
+        o0 += pj * bf_lo(v2), o1 += pj * bf_hi(v2);
+      }
+    }
+    m = m_new;
+  }
+  float* P = a.partial + (size_t(s) * a.Hq + h) * (2 + D);
+  if (lane == 0) P[0] = m, P[1] = l;
+  if (lane < c2) P[2 + 2 * lane] = o0, P[3 + 2 * lane] = o1;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&a.counter[g], 1) == a.splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const float sink = a.sinks[h];
+  float M = sink;
+  for (int t = 0; t < a.splits; ++t) M = fmaxf(M, __ldcg(a.partial + (size_t(t) * a.Hq + h) * (2 + D)));
+  float L = __expf(sink - M), r0 = 0.f, r1 = 0.f;
+  for (int t = 0; t < a.splits; ++t) {
+    const float* Q = a.partial + (size_t(t) * a.Hq + h) * (2 + D);
+    const float f = __expf(__ldcg(Q) - M);
+    L += __ldcg(Q + 1) * f;
+    if (lane < c2) r0 += __ldcg(Q + 2 + 2 * lane) * f, r1 += __ldcg(Q + 3 + 2 * lane) * f;
+  }
+  if (lane < c2) a.out[h * D + 2 * lane] = r0 / L, a.out[h * D + 2 * lane + 1] = r1 / L;
+  if (threadIdx.x == 0) a.counter[g] = 0;
+}
+
+// x[n] += W[n] . o + b[n] (decode: one token; o in shared memory). One warp per row.
+__global__ void __launch_bounds__(kThreads) out_proj_decode_kernel(const float* o, const uint16_t* W, const float* b,
+                                                                   int K, int N, float* x) {
+  extern __shared__ float os[];
+  const int n = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (n < N) prefetch_row(W + size_t(n) * K, size_t(K) * 2, lane);
+  wait_previous_kernel();
+  allow_next_kernel();
+  for (int i = threadIdx.x; i < K; i += blockDim.x) os[i] = o[i];
+  __syncthreads();
+  if (n >= N) return;
+  const uint16_t* rows[1] = {W + size_t(n) * K};
+  float d[1];
+  dot_rows_bf16<1>(rows, os, K / 8, lane, d);
+  if (lane == 0) x[n] += d[0] + b[n];
+}
+
+// Top-k of E router logits (sorted, ties to the lower index as torch.topk) and the softmax over
+// them, by one warp.
+__device__ void topk_softmax_warp(const float* logits, int E, int k, int32_t* idx, float* weight, int lane) {
+  float vals[8];        // k <= 8
+  uint32_t taken = 0;   // bit c: this lane's expert lane + 32c is chosen (E <= 256)
+  for (int j = 0; j < k; ++j) {
+    float best = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int e = lane, c = 0; e < E; e += 32, ++c) {
+      const float v = logits[e];
+      if (!((taken >> c) & 1) && (v > best || (v == best && e < bi))) best = v, bi = e;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
+    }
+    if (bi % 32 == lane) taken |= 1u << (bi / 32);
+    vals[j] = best;
+    if (lane == 0) idx[j] = bi;
+  }
+  if (lane == 0) {
+    float sum = 0.f;
+    for (int j = 0; j < k; ++j) sum += expf(vals[j] - vals[0]);
+    for (int j = 0; j < k; ++j) weight[j] = expf(vals[j] - vals[0]) / sum;
+  }
+}
+
+struct RouterDecodeArgs {
+  const float* x;
+  const float* norm_w;
+  float eps;
+  const float* gate_w;  // f32 [E, H]
+  const float* gate_b;
+  int H, E, k;
+  float* logits;   // [E]
+  int* counter;    // zero between launches
+  int32_t* idx;    // [k]
+  float* weight;   // [k]
+  float* t;        // [H] the normed input for the experts
+};
+
+// rms_norm + router logits (one warp per expert) + the experts' input (block 0); the last block
+// picks the top-k and their softmax.
+__global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArgs a) {
+  extern __shared__ float xs[];
+  __shared__ float red[32];
+  __shared__ bool last;
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  if (blockIdx.x * kWarps + w < a.E) prefetch_row(a.gate_w + size_t(blockIdx.x * kWarps + w) * a.H, size_t(a.H) * 4, lane);
+  wait_previous_kernel();
+  allow_next_kernel();
+  norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < a.H; i += blockDim.x) a.t[i] = xs[i];
+  const int e = blockIdx.x * kWarps + w;
+  if (e < a.E) {
+    const float* row = a.gate_w + size_t(e) * a.H;
+    float acc = 0.f;
+    for (int i = lane * 4; i < a.H; i += 128) {
+      const float4 g = *reinterpret_cast<const float4*>(row + i);
+      acc += g.x * xs[i] + g.y * xs[i + 1] + g.z * xs[i + 2] + g.w * xs[i + 3];
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) a.logits[e] = acc + a.gate_b[e];
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(a.counter, 1) == int(gridDim.x) - 1;
+  __syncthreads();
+  if (!last || w != 0) return;
+  __threadfence();
+  __shared__ float lg[256];
+  for (int i = lane; i < a.E; i += 32) lg[i] = __ldcg(a.logits + i);
+  __syncwarp();
+  topk_softmax_warp(lg, a.E, a.k, a.idx, a.weight, lane);
+  if (lane == 0) *a.counter = 0;
+}
+
+struct MoeUpArgs {
+  const float* t;       // [T, H] the normed input
+  const int32_t* idx;   // [T, k]
+  int k, H, I;
+  const uint8_t *blocks, *scales;  // [E, 2I, H/32, 16], [E, 2I, H/32]
+  const float* bias;               // [E, 2I]
+  float limit;
+  float* act;  // [T*k, I]
+};
+
+// Clamped SwiGLU of the up projection: a warp takes 4 consecutive j (glu and linear rows
+// together, 8 rows in flight). grid (I/32, k, T).
+__global__ void __launch_bounds__(kThreads) moe_up_kernel(MoeUpArgs a) {
+  __shared__ float lut[16];
+  init_fp4_lut(lut);
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  wait_previous_kernel();
+  allow_next_kernel();
+  __syncthreads();
+  const int t = blockIdx.z, ts = t * a.k + blockIdx.y, e = a.idx[ts], nb = a.H / 32;
+  const int j0 = blockIdx.x * 32 + w * 4;
+  const uint8_t* blocks[8];
+  const uint8_t* scales[8];
+  const float* x[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
+    blocks[r] = a.blocks + row * nb * 16;
+    scales[r] = a.scales + row * nb;
+    x[r] = a.t + size_t(t) * a.H;
+  }
+  float d[8];
+  dot_rows_mxfp4<8>(blocks, scales, x, nb, lane, lut, d);
+  if (lane < 4) {
+    const float* b = a.bias + size_t(e) * 2 * a.I + 2 * (j0 + lane);
+    float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
+    float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
+    glu = fminf(glu + b[0], a.limit);
+    lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
+    a.act[size_t(ts) * a.I + j0 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+  }
+}
+
+struct MoeDownArgs {
+  const float* act;     // [T*k, I]
+  const int32_t* idx;
+  const float* weight;  // [T, k]
+  int k, H, I;
+  const uint8_t *blocks, *scales;  // [E, H, I/32, 16], [E, H, I/32]
+  const float* bias;               // [E, H]
+  float* x;                        // [T, H] += sum_s weight * (W2 act + b2)
+};
+
+// One warp per output feature n of token blockIdx.y, the k experts' rows read together and summed
+// in slot order. k <= 8. The router ran two kernels back, so its expert ids can steer a prefetch
+// of the rows before the up projection (the previous kernel) is done.
+__global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
+  __shared__ float lut[16];
+  init_fp4_lut(lut);
+  const int lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kWarps + threadIdx.x / 32, t = blockIdx.y;
+  const int nb = a.I / 32;
+  const bool active = n < a.H;
+  if (active)
+    for (int s = 0; s < a.k; ++s) {
+      const size_t row = size_t(a.idx[t * a.k + s]) * a.H + n;
+      prefetch_row(a.blocks + row * nb * 16, size_t(nb) * 16, lane);
+    }
+  wait_previous_kernel();
+  allow_next_kernel();
+  __syncthreads();
+  if (!active) return;
+  float total = 0.f;
+  for (int s = 0; s < a.k; s += 4) {
+    const int ns = a.k - s < 4 ? a.k - s : 4;
+    const uint8_t* blocks[4];
+    const uint8_t* scales[4];
+    const float* x[4];
+    size_t rows[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int ts = t * a.k + s + (u < ns ? u : 0);
+      rows[u] = size_t(a.idx[ts]) * a.H + n;
+      blocks[u] = a.blocks + rows[u] * nb * 16, scales[u] = a.scales + rows[u] * nb;
+      x[u] = a.act + size_t(ts) * a.I;
+    }
+    float y[4];
+    dot_rows_mxfp4<4>(blocks, scales, x, nb, lane, lut, y);
+    for (int u = 0; u < ns; ++u) total += a.weight[t * a.k + s + u] * (y[u] + a.bias[rows[u]]);
+  }
+  if (lane == 0) a.x[size_t(t) * a.H + n] += total;
+}
+
+struct UnembedArgs {
+  const float* x;  // [H] (the last token's row)
+  const float* norm_w;
+  float eps;
+  const uint16_t* W;  // [V, H]
+  int H, V;
+  float* logits;       // [V]
+  float* part_val;     // [gridDim.x]
+  int* part_idx;
+  int* counter;
+  int32_t* token;      // argmax (first on ties)
+  int64_t* pos;        // advanced by one when `advance`
+  int advance;
+};
+
+// Final rms_norm + unembedding GEMV (rows strided over all warps) + argmax; the last block writes
+// the token and advances the position.
+__global__ void __launch_bounds__(kThreads) unembed_kernel(UnembedArgs a) {
+  extern __shared__ float xs[];
+  __shared__ float red[32];
+  __shared__ float bv[kWarps];
+  __shared__ int bi[kWarps];
+  __shared__ bool last;
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  const int warps = gridDim.x * kWarps;
+  for (int r = blockIdx.x * kWarps + w, i = 0; r < a.V && i < 2; r += warps, ++i)
+    prefetch_row(a.W + size_t(r) * a.H, size_t(a.H) * 2, lane);
+  wait_previous_kernel();
+  allow_next_kernel();
+  norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
+  float best = -INFINITY;
+  int besti = 0x7fffffff;
+  int r = blockIdx.x * kWarps + w;
+  for (; r + warps < a.V; r += 2 * warps) {
+    const uint16_t* rows[2] = {a.W + size_t(r) * a.H, a.W + size_t(r + warps) * a.H};
+    float d[2];
+    dot_rows_bf16<2>(rows, xs, a.H / 8, lane, d);
+    if (lane == 0) a.logits[r] = d[0], a.logits[r + warps] = d[1];
+    if (d[0] > best) best = d[0], besti = r;
+    if (d[1] > best) best = d[1], besti = r + warps;
+  }
+  if (r < a.V) {
+    const uint16_t* rows[1] = {a.W + size_t(r) * a.H};
+    float d[1];
+    dot_rows_bf16<1>(rows, xs, a.H / 8, lane, d);
+    if (lane == 0) a.logits[r] = d[0];
+    if (d[0] > best || (d[0] == best && r < besti)) best = d[0], besti = r;
+  }
+  if (lane == 0) bv[w] = best, bi[w] = besti;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int i = 1; i < kWarps; ++i)
+      if (bv[i] > best || (bv[i] == best && bi[i] < besti)) best = bv[i], besti = bi[i];
+    a.part_val[blockIdx.x] = best;
+    a.part_idx[blockIdx.x] = besti;
+    __threadfence();
+    last = atomicAdd(a.counter, 1) == int(gridDim.x) - 1;
+  }
+  __syncthreads();
+  if (!last || w != 0) return;
+  __threadfence();
+  best = -INFINITY, besti = 0x7fffffff;
+  for (int b = lane; b < int(gridDim.x); b += 32) {
+    const float v = __ldcg(a.part_val + b);
+    const int i = __ldcg(a.part_idx + b);
+    if (v > best || (v == best && i < besti)) best = v, besti = i;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, besti, o);
+    if (ov > best || (ov == best && oi < besti)) best = ov, besti = oi;
+  }
+  if (lane == 0) {
+    *a.token = besti;
+    if (a.advance) *a.pos += 1;
+    *a.counter = 0;
+  }
+}
+
+// ---------------------------------------------------------------- prefill kernels
+
+// a = bf16(rms_norm(x) * w) (optional), a32 = the same in f32 (optional).
+__global__ void __launch_bounds__(kThreads) norm_rows_kernel(const float* x, const float* w, float eps, int H,
+                                                             uint16_t* a, float* a32) {
+  extern __shared__ float xs[];
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  norm_to_smem(x + size_t(t) * H, w, H, eps, xs, red);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    if (a) a[size_t(t) * H + i] = f32_to_bf16_bits(xs[i]);
+    if (a32) a32[size_t(t) * H + i] = xs[i];
+  }
+}
+
+// x[t] += y[t] + b (the attention output projection of a chunk).
+__global__ void residual_add_kernel(const float* y, const float* b, int H, int64_t n, float* x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] += y[i] + b[i % H];
+}
+
+struct QkvPrefillArgs {
+  const float* qkv;  // [T, (Hq + 2 Hkv) D] without bias
+  const float* bias;
+  int T, Hq, Hkv, D;
+  int64_t start;
+  RopeArgs rope;
+  uint16_t *k_cache, *v_cache;
+  int64_t cap;
+  uint16_t* q;  // bf16 [T, Hq*D]
+};
+
+__global__ void qkv_prefill_kernel(QkvPrefillArgs a) {
+  const int t = blockIdx.x, half = a.D / 2, heads = a.Hq + 2 * a.Hkv, N = heads * a.D;
+  const int64_t pos = a.start + t;
+  for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
+    const int head = p / half, i = p % half;
+    const float* row = a.qkv + size_t(t) * N;
+    float x0 = row[head * a.D + i] + a.bias[head * a.D + i], x1 = row[head * a.D + i + half] + a.bias[head * a.D + i + half];
+    if (head < a.Hq + a.Hkv) rope_pair(x0, x1, pos, i, a.rope);
+    if (head < a.Hq) {
+      a.q[size_t(t) * a.Hq * a.D + head * a.D + i] = f32_to_bf16_bits(x0);
+      a.q[size_t(t) * a.Hq * a.D + head * a.D + i + half] = f32_to_bf16_bits(x1);
+    } else {
+      const int hh = head < a.Hq + a.Hkv ? head - a.Hq : head - a.Hq - a.Hkv;
+      uint16_t* c = head < a.Hq + a.Hkv ? a.k_cache : a.v_cache;
+      const size_t off = (size_t(hh) * size_t(a.cap) + size_t(pos % a.cap)) * a.D;
+      c[off + i] = f32_to_bf16_bits(x0);
+      c[off + i + half] = f32_to_bf16_bits(x1);
+    }
+  }
+}
+
+// Router of a chunk: top-k + softmax per token from f32 logits [T, E]. One warp per token.
+__global__ void topk_softmax_kernel(const float* logits, int T, int E, int k, int32_t* idx, float* weight) {
+  const int t = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (t >= T) return;
+  topk_softmax_warp(logits + size_t(t) * E, E, k, idx + size_t(t) * k, weight + size_t(t) * k, lane);
+}
+
+// Plain prefill attention (one warp per query and head, keys 32 at a time, online softmax): the
+// reference path for small chunks, and the fallback when head_dim or the GPU rule out the tiled one.
+__global__ void attn_prefill_simple_kernel(gpt_oss::AttentionPrefillArgs a) {
+  const int h = blockIdx.x, lane = threadIdx.x % 32;
+  const int i = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32;
+  if (i >= a.T) return;
+  const int G = a.Hq / a.Hkv, g = h / G, D = a.head_dim, c2 = D / 2;
+  const int64_t pos = a.start_pos + i;
+  const int64_t lo = a.window > 0 ? lmax(0, pos - a.window + 1) : 0;
+  float q[kMaxHeadDim];
+  for (int d = 0; d < D; ++d) q[d] = __uint_as_float(uint32_t(a.q[(size_t(i) * a.Hq + h) * D + d]) << 16) * a.scale;
+  float m = -INFINITY, l = 0.f, o0 = 0.f, o1 = 0.f;
+  for (int64_t t0 = lo; t0 <= pos; t0 += 32) {
+    const int nk = int(lmin(32, pos + 1 - t0));
+    float sc = -INFINITY;
+    if (lane < nk) {
+      const uint16_t* k = a.k_cache + (size_t(g) * size_t(a.cap) + size_t((t0 + lane) % a.cap)) * D;
+      sc = 0.f;
+      for (int d = 0; d < D; ++d) sc += q[d] * __uint_as_float(uint32_t(k[d]) << 16);
+    }
+    const float m_new = fmaxf(m, warp_max(sc));
+    const float corr = __expf(m - m_new), p = lane < nk ? __expf(sc - m_new) : 0.f;
+    l = l * corr + warp_sum(p);
+    o0 *= corr, o1 *= corr;
+    for (int j = 0; j < nk; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      if (lane < c2) {
+        const uint32_t v2 = *reinterpret_cast<const uint32_t*>(
+            a.v_cache + (size_t(g) * size_t(a.cap) + size_t((t0 + j) % a.cap)) * D + 2 * lane);
+        o0 += pj * bf_lo(v2), o1 += pj * bf_hi(v2);
+      }
+    }
+    m = m_new;
+  }
+  const float sink = a.sinks[h], M = fmaxf(m, sink);
+  const float f = __expf(m - M), L = l * f + __expf(sink - M);
+  if (lane < c2) {
+    a.out[(size_t(i) * a.Hq + h) * D + 2 * lane] = f32_to_bf16_bits(o0 * f / L);
+    a.out[(size_t(i) * a.Hq + h) * D + 2 * lane + 1] = f32_to_bf16_bits(o1 * f / L);
+  }
+}
+
+// ---------------------------------------------------------------- the runtime
+
+// Launches with programmatic stream serialization: the kernel may start before the previous one on
+// the stream ends (it waits in griddepcontrol.wait before touching the previous kernel's output).
+// EMBER_CUDA_PDL=0 turns it off (to measure what it gains).
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("EMBER_CUDA_PDL");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr, cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  EMBER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
+struct LayerBuffers {
+  const uint16_t *wq, *wk, *wv, *wo;
+  const uint8_t *w1b, *w1s, *w2b, *w2s;
+  Tensor attn_norm, qkv_b, sinks, out_b, mlp_norm, gate_w, gate_b, b1, b2;  // f32 copies
+  Tensor k_cache, v_cache;  // bf16 [Hkv, cap, D]
+  int64_t cap = 0;
+  int window = 0;
+  int splits = 1;
+};
+
+template <typename T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+class CudaGptOss final : public GptOssRuntime {
+ public:
+  CudaGptOss(int dev, const GptOssDims& d, const GptOssWeights& w, int64_t max_context, int64_t max_chunk)
+      : dev_(dev), d_(d), max_context_(max_context), max_chunk_(std::min(max_chunk, max_context)) {
+    set_device(dev_);
+    stream_ = stream_for(dev_);
+    const Device device = Device::cuda(dev_);
+    cudaDeviceProp prop{};
+    EMBER_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev_));
+    sms_ = prop.multiProcessorCount;
+    auto f32 = [&](const Tensor& t) { return t.to(DType::F32).contiguous(); };
+    const int64_t H = d_.hidden, D = d_.head_dim, C = max_chunk_;
+    for (int64_t l = 0; l < d_.layers; ++l) {
+      const auto& lw = w.layers[size_t(l)];
+      LayerBuffers b;
+      b.wq = ptr<uint16_t>(lw.q_w), b.wk = ptr<uint16_t>(lw.k_w), b.wv = ptr<uint16_t>(lw.v_w), b.wo = ptr<uint16_t>(lw.out_w);
+      b.w1b = ptr<uint8_t>(lw.mlp1_blocks), b.w1s = ptr<uint8_t>(lw.mlp1_scales);
+      b.w2b = ptr<uint8_t>(lw.mlp2_blocks), b.w2s = ptr<uint8_t>(lw.mlp2_scales);
+      b.attn_norm = f32(lw.attn_norm), b.sinks = f32(lw.sinks), b.out_b = f32(lw.out_b), b.mlp_norm = f32(lw.mlp_norm);
+      b.qkv_b = cat({f32(lw.q_b), f32(lw.k_b), f32(lw.v_b)}, 0);
+      b.gate_w = f32(lw.gate_w), b.gate_b = f32(lw.gate_b), b.b1 = f32(lw.mlp1_b), b.b2 = f32(lw.mlp2_b);
+      b.window = d_.windowed[size_t(l)] ? int(d_.sliding_window) : 0;
+      b.cap = b.window ? std::min(max_context_, b.window - 1 + max_chunk_) : max_context_;
+      b.cap = std::max(b.cap, max_chunk_);
+      // Enough shares that a long context fills the GPU; a window needs few.
+      b.splits = b.window ? 4 : int(std::clamp<int64_t>(sms_ * 2 / std::max<int64_t>(d_.kv_heads, 1), 1, 64));
+      b.k_cache = Tensor::empty({d_.kv_heads, b.cap, D}, DType::BF16, device);
+      b.v_cache = Tensor::empty({d_.kv_heads, b.cap, D}, DType::BF16, device);
+      keep_.push_back(lw.q_w), keep_.push_back(lw.k_w), keep_.push_back(lw.v_w), keep_.push_back(lw.out_w);
+      keep_.push_back(lw.mlp1_blocks), keep_.push_back(lw.mlp1_scales), keep_.push_back(lw.mlp2_blocks),
+          keep_.push_back(lw.mlp2_scales);
+      max_splits_ = std::max(max_splits_, b.splits);
+      layers_.push_back(std::move(b));
+    }
+    embedding_ = w.embedding, unembedding_ = w.unembedding, norm_ = f32(w.norm);
+    std::vector<float> inv(d_.inv_freq.begin(), d_.inv_freq.end());
+    inv_freq_ = Tensor::from_vector(inv, {int64_t(inv.size())}).to(device);
+    const int64_t Nqkv = (d_.heads + 2 * d_.kv_heads) * D, Nq = d_.heads * D, k = d_.experts_per_token;
+    auto buf = [&](Shape s, DType t) { return Tensor::empty(s, t, device); };
+    x_ = buf({C, H}, DType::F32), y_ = buf({C, H}, DType::F32), a_ = buf({C, H}, DType::BF16), a32_ = buf({C, H}, DType::F32);
+    qkv_ = buf({C, Nqkv}, DType::F32), qb_ = buf({C, Nq}, DType::BF16), ob_ = buf({C, Nq}, DType::BF16);
+    q32_ = buf({Nq}, DType::F32), o32_ = buf({Nq}, DType::F32);
+    router_ = buf({C, d_.experts}, DType::F32), idx_ = buf({C, k}, DType::I32), weight_ = buf({C, k}, DType::F32);
+    act_ = buf({C * k, d_.intermediate}, DType::F32);
+    // The tiled prefill kernels (gpt_oss_prefill.cu) take head_dim 64 and H, I multiples of 64.
+    tiled_attention_ = D == 64;
+    tiled_moe_ = H % 64 == 0 && d_.intermediate % 64 == 0 && d_.experts <= 256;
+    if (tiled_moe_)
+      moe_workspace_ = buf({int64_t(gpt_oss::moe_prefill_workspace_bytes(int(C), int(H), int(d_.intermediate),
+                                                                           int(d_.experts), int(k)))},
+                           DType::U8);
+    partial_ = buf({max_splits_, d_.heads, 2 + D}, DType::F32);
+    unembed_blocks_ = sms_ * 4;
+    part_val_ = buf({unembed_blocks_}, DType::F32), part_idx_ = buf({unembed_blocks_}, DType::I32);
+    counters_ = buf({d_.kv_heads + 2}, DType::I32);
+    logits_ = buf({1, d_.vocab}, DType::F32);
+    tokens_ = buf({C}, DType::I32), pos_dev_ = buf({1}, DType::I64);
+    EMBER_CUDA_CHECK(cudaMemsetAsync(counters_.raw_data(), 0, counters_.nbytes(), stream_));
+    EMBER_CUDA_CHECK(cudaMallocHost(&host_tokens_, sizeof(int32_t) * 2));
+    EMBER_CUBLAS(cublasCreate(&cublas_));
+    EMBER_CUBLAS(cublasSetStream(cublas_, stream_));
+    // The router's f32 GEMM stays f32 (no TF32): a flipped expert choice is a different model.
+    EMBER_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    for (const Tensor* t : {&x_, &y_, &a_, &a32_, &qkv_, &qb_, &ob_, &q32_, &o32_, &router_, &idx_,
+                            &weight_, &act_, &partial_, &part_val_, &part_idx_, &counters_, &logits_,
+                            &tokens_, &pos_dev_})
+      workspace_bytes_ += t->nbytes();
+    for (const auto& b : layers_) workspace_bytes_ += b.k_cache.nbytes() + b.v_cache.nbytes();
+    if (tiled_moe_) workspace_bytes_ += moe_workspace_.nbytes();
+    set_position(0);
+  }
+
+  ~CudaGptOss() override {
+    set_device(dev_);
+    cudaStreamSynchronize(stream_);
+    if (profiling_ && profiled_steps_) {
+      double total = 0;
+      for (const auto& [k, v] : profile_) total += v.first;
+      std::fprintf(stderr, "decode profile over %lld steps (eager launches, %.3f ms a step):\n", (long long)profiled_steps_,
+                   total / double(profiled_steps_));
+      for (const auto& [k, v] : profile_)
+        std::fprintf(stderr, "  %-10s %8.1f us a step (%5.1f%%), %6.2f us a launch\n", k.c_str(),
+                     1000.0 * v.first / double(profiled_steps_), 100.0 * v.first / total, 1000.0 * v.first / v.second);
+    }
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    if (cublas_) cublasDestroy(cublas_);
+    if (host_tokens_) cudaFreeHost(host_tokens_);
+  }
+
+  int64_t position() const override { return pos_; }
+  size_t device_bytes() const override { return workspace_bytes_; }
+  void reset() override { set_position(0); }
+
+  bool truncate(int64_t position) override {
+    if (position < 0 || position > pos_) return false;
+    for (const auto& b : layers_) {
+      // The ring holds positions [pos_ - cap, pos_); from `position` on the window needs
+      // [position - window + 1, position).
+      const int64_t held_from = std::max<int64_t>(0, pos_ - b.cap);
+      const int64_t needed_from = b.window ? std::max<int64_t>(0, position - b.window + 1) : 0;
+      if (position > 0 && needed_from < held_from) return false;
+    }
+    set_position(position);
+    return true;
+  }
+
+  Tensor forward(std::span<const int32_t> tokens, bool all_logits) override {
+    set_device(dev_);
+    const int64_t T = int64_t(tokens.size());
+    EMBER_CHECK(T > 0, "gpt-oss CUDA runtime: no tokens");
+    EMBER_CHECK(pos_ + T <= max_context_, "gpt-oss CUDA runtime: positions up to {} exceed the context of {} tokens",
+                pos_ + T, max_context_);
+    for (int32_t t : tokens)
+      EMBER_CHECK(t >= 0 && t < d_.vocab, "gpt-oss forward: token {} outside the vocabulary of {}", t, d_.vocab);
+    if (T == 1 && !all_logits) {
+      step(tokens[0]);
+      Tensor out = Tensor::empty({1, d_.vocab}, DType::F32, Device::cuda(dev_));
+      EMBER_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), logits_.raw_data(), logits_.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+      return out;
+    }
+    Tensor all;
+    if (all_logits) all = Tensor::empty({T, d_.vocab}, DType::F32, Device::cuda(dev_));
+    for (int64_t s = 0; s < T; s += max_chunk_) {
+      const int64_t n = std::min(max_chunk_, T - s);
+      const bool last_chunk = s + n == T;
+      prefill(tokens.subspan(size_t(s), size_t(n)), all_logits ? ptr<float>(all) + s * d_.vocab : nullptr,
+              !all_logits && last_chunk);
+    }
+    if (all_logits) return all;
+    Tensor out = Tensor::empty({1, d_.vocab}, DType::F32, Device::cuda(dev_));
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), logits_.raw_data(), logits_.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+    return out;
+  }
+
+  std::vector<int32_t> decode_greedy(int32_t token, int64_t count, const std::function<bool(int32_t)>& on_token) override {
+    set_device(dev_);
+    EMBER_CHECK(token >= 0 && token < d_.vocab, "gpt-oss decode: token {} outside the vocabulary of {}", token, d_.vocab);
+    EMBER_CHECK(pos_ + count <= max_context_, "gpt-oss decode: {} steps from position {} exceed the context of {}",
+                count, pos_, max_context_);
+    std::vector<int32_t> out;
+    if (count <= 0) return out;
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(tokens_.raw_data(), &token, sizeof token, cudaMemcpyHostToDevice, stream_));
+    int32_t* pinned = nullptr;
+    if (!on_token) EMBER_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(int32_t) * size_t(count)));
+    for (int64_t i = 0; i < count; ++i) {
+      launch_graph();
+      ++pos_;
+      if (on_token) {
+        EMBER_CUDA_CHECK(cudaMemcpyAsync(host_tokens_, tokens_.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+        EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        out.push_back(host_tokens_[0]);
+        if (!on_token(host_tokens_[0])) return out;
+      } else {
+        EMBER_CUDA_CHECK(cudaMemcpyAsync(pinned + i, tokens_.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    if (!on_token) {
+      const cudaError_t err = cudaStreamSynchronize(stream_);
+      out.assign(pinned, pinned + count);
+      cudaFreeHost(pinned);
+      EMBER_CUDA_CHECK(err);
+    }
+    return out;
+  }
+
+ private:
+  void set_position(int64_t p) {
+    pos_ = p;
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(pos_dev_.raw_data(), &p, sizeof p, cudaMemcpyHostToDevice, stream_));
+  }
+
+  RopeArgs rope() const { return {ptr<float>(inv_freq_), d_.concentration}; }
+
+  // One decode step for `token` (host) through the graph; logits_ and tokens_[0] get the result.
+  void step(int32_t token) {
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(tokens_.raw_data(), &token, sizeof token, cudaMemcpyHostToDevice, stream_));
+    launch_graph();
+    ++pos_;
+  }
+
+  // EMBER_CUDA_PROFILE=1: decode steps run eagerly with an event after every kernel; the time per
+  // kernel kind is printed when the runtime goes away.
+  void mark(const char* label) {
+    if (!profiling_) return;
+    cudaEvent_t e;
+    EMBER_CUDA_CHECK(cudaEventCreate(&e));
+    EMBER_CUDA_CHECK(cudaEventRecord(e, stream_));
+    marks_.emplace_back(label, e);
+  }
+  void collect_marks() {
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t i = 1; i < marks_.size(); ++i) {
+      float ms = 0;
+      EMBER_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_[i - 1].second, marks_[i].second));
+      auto& slot = profile_[marks_[i].first];
+      slot.first += ms, slot.second += 1;
+    }
+    for (auto& m : marks_) cudaEventDestroy(m.second);
+    marks_.clear();
+    ++profiled_steps_;
+  }
+
+  void launch_graph() {
+    if (profiling_) {
+      mark("start");
+      decode_kernels();
+      collect_marks();
+      return;
+    }
+    if (!graph_exec_) {
+      cudaGraph_t graph = nullptr;
+      EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      try {
+        decode_kernels();
+      } catch (...) {
+        cudaStreamEndCapture(stream_, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      EMBER_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      const cudaError_t err = cudaGraphInstantiate(&graph_exec_, graph, 0);
+      cudaGraphDestroy(graph);
+      EMBER_CUDA_CHECK(err);
+    }
+    EMBER_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  }
+
+  // The decode step's kernels (captured once): token tokens_[0] at position *pos_dev_.
+  void decode_kernels() {
+    const int H = int(d_.hidden), D = int(d_.head_dim), Hq = int(d_.heads), Hkv = int(d_.kv_heads);
+    const int k = int(d_.experts_per_token), E = int(d_.experts), I = int(d_.intermediate);
+    const size_t hsmem = sizeof(float) * size_t(H);
+    launch_pdl(embed_kernel, 1, kThreads, 0, stream_, (const uint16_t*)ptr<uint16_t>(embedding_),
+               (const int32_t*)ptr<int32_t>(tokens_), H, ptr<float>(x_));
+    mark("embed");
+    for (auto& b : layers_) {
+      QkvDecodeArgs qa{ptr<float>(x_), ptr<float>(b.attn_norm), d_.eps, b.wq, b.wk, b.wv, ptr<float>(b.qkv_b), H, Hq,
+                       Hkv, D, rope(), ptr<int64_t>(pos_dev_), ptr<uint16_t>(b.k_cache), ptr<uint16_t>(b.v_cache),
+                       b.cap, ptr<float>(q32_)};
+      const int pairs = (Hq + 2 * Hkv) * D / 2;
+      launch_pdl(qkv_decode_kernel, (pairs + kWarps - 1) / kWarps, kThreads, hsmem, stream_, qa);
+      mark("qkv");
+      AttnDecodeArgs aa{ptr<float>(q32_), ptr<uint16_t>(b.k_cache), ptr<uint16_t>(b.v_cache), b.cap,
+                        ptr<int64_t>(pos_dev_), b.window, ptr<float>(b.sinks), 1.0f / std::sqrt(float(D)), Hq, Hkv,
+                        D, b.splits, ptr<float>(partial_), ptr<int>(counters_), ptr<float>(o32_)};
+      launch_pdl(attn_decode_kernel, dim3(unsigned(Hkv), unsigned(b.splits)), 32 * (Hq / Hkv), 0, stream_, aa);
+      mark(b.window ? "attn_win" : "attn_full");
+      launch_pdl(out_proj_decode_kernel, (H + kWarps - 1) / kWarps, kThreads, sizeof(float) * size_t(Hq * D), stream_,
+                 (const float*)ptr<float>(o32_), b.wo, (const float*)ptr<float>(b.out_b), Hq * D, H, ptr<float>(x_));
+      mark("out_proj");
+      RouterDecodeArgs ra{ptr<float>(x_), ptr<float>(b.mlp_norm), d_.eps, ptr<float>(b.gate_w), ptr<float>(b.gate_b),
+                          H, E, k, ptr<float>(router_), ptr<int>(counters_) + Hkv, ptr<int32_t>(idx_),
+                          ptr<float>(weight_), ptr<float>(a32_)};
+      launch_pdl(router_decode_kernel, (E + kWarps - 1) / kWarps, kThreads, hsmem, stream_, ra);
+      mark("router");
+      MoeUpArgs ua{ptr<float>(a32_), ptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, ptr<float>(b.b1), d_.swiglu_limit,
+                   ptr<float>(act_)};
+      launch_pdl(moe_up_kernel, dim3(unsigned(I / 32), unsigned(k), 1u), kThreads, 0, stream_, ua);
+      mark("moe_up");
+      MoeDownArgs da{ptr<float>(act_), ptr<int32_t>(idx_), ptr<float>(weight_), k, H, I,
+                     b.w2b, b.w2s, ptr<float>(b.b2), ptr<float>(x_)};
+      launch_pdl(moe_down_kernel, dim3(unsigned((H + kWarps - 1) / kWarps), 1u), kThreads, 0, stream_, da);
+      mark("moe_down");
+    }
+    unembed(ptr<float>(x_), /*advance=*/true, /*pdl=*/true);
+    mark("unembed");
+  }
+
+  void moe(const LayerBuffers& b, int T) {
+    const int H = int(d_.hidden), k = int(d_.experts_per_token), I = int(d_.intermediate);
+    MoeUpArgs ua{ptr<float>(a32_), ptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, ptr<float>(b.b1), d_.swiglu_limit,
+                 ptr<float>(act_)};
+    moe_up_kernel<<<dim3(unsigned(I / 32), unsigned(k), unsigned(T)), kThreads, 0, stream_>>>(ua);
+    EMBER_CUDA_LAUNCHED();
+    MoeDownArgs da{ptr<float>(act_), ptr<int32_t>(idx_), ptr<float>(weight_), k, H, I,
+                   b.w2b, b.w2s, ptr<float>(b.b2), ptr<float>(x_)};
+    moe_down_kernel<<<dim3(unsigned((H + kWarps - 1) / kWarps), unsigned(T)), kThreads, 0, stream_>>>(da);
+    EMBER_CUDA_LAUNCHED();
+  }
+
+  void unembed(const float* xrow, bool advance, bool pdl = false) {
+    const int H = int(d_.hidden);
+    UnembedArgs ua{xrow, ptr<float>(norm_), d_.eps, ptr<uint16_t>(unembedding_), H, int(d_.vocab), ptr<float>(logits_),
+                   ptr<float>(part_val_), ptr<int>(part_idx_), ptr<int>(counters_) + d_.kv_heads + 1,
+                   ptr<int32_t>(tokens_), ptr<int64_t>(pos_dev_), advance ? 1 : 0};
+    if (pdl) {
+      launch_pdl(unembed_kernel, unsigned(unembed_blocks_), kThreads, sizeof(float) * size_t(H), stream_, ua);
+      return;
+    }
+    unembed_kernel<<<unsigned(unembed_blocks_), kThreads, sizeof(float) * size_t(H), stream_>>>(ua);
+    EMBER_CUDA_LAUNCHED();
+  }
+
+  // C[T, N] (f32, row stride ldc) = A[T, K] (bf16) x W[N, K]^T (bf16).
+  void gemm_bf16(const uint16_t* A, const uint16_t* W, float* C, int64_t T, int64_t N, int64_t K, int64_t ldc, float beta = 0.f) {
+    const float alpha = 1.0f;
+    EMBER_CUBLAS(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(T), int(K), &alpha, W, CUDA_R_16BF, int(K), A,
+                              CUDA_R_16BF, int(K), &beta, C, CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+  }
+
+  // A chunk of T tokens at pos_: logits of every token into `all` [T, V], or of the last token
+  // into logits_ (and its argmax into tokens_[0]) when `last`.
+  void prefill(std::span<const int32_t> tokens, float* all, bool last) {
+    const int64_t T = int64_t(tokens.size());
+    const int H = int(d_.hidden), D = int(d_.head_dim), Hq = int(d_.heads), Hkv = int(d_.kv_heads);
+    const int k = int(d_.experts_per_token), E = int(d_.experts);
+    const int64_t Nqkv = (Hq + 2 * Hkv) * D;
+    const size_t hsmem = sizeof(float) * size_t(H);
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(tokens_.raw_data(), tokens.data(), sizeof(int32_t) * size_t(T),
+                                     cudaMemcpyHostToDevice, stream_));
+    embed_kernel<<<unsigned(T), kThreads, 0, stream_>>>(ptr<uint16_t>(embedding_), ptr<int32_t>(tokens_), H, ptr<float>(x_));
+    EMBER_CUDA_LAUNCHED();
+    for (auto& b : layers_) {
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(b.attn_norm), d_.eps, H,
+                                                                   ptr<uint16_t>(a_), nullptr);
+      EMBER_CUDA_LAUNCHED();
+      float* qkv = ptr<float>(qkv_);
+      gemm_bf16(ptr<uint16_t>(a_), b.wq, qkv, T, int64_t(Hq) * D, H, Nqkv);
+      gemm_bf16(ptr<uint16_t>(a_), b.wk, qkv + int64_t(Hq) * D, T, int64_t(Hkv) * D, H, Nqkv);
+      gemm_bf16(ptr<uint16_t>(a_), b.wv, qkv + int64_t(Hq + Hkv) * D, T, int64_t(Hkv) * D, H, Nqkv);
+      QkvPrefillArgs qa{qkv, ptr<float>(b.qkv_b), int(T), Hq, Hkv, D, pos_, rope(), ptr<uint16_t>(b.k_cache),
+                        ptr<uint16_t>(b.v_cache), b.cap, ptr<uint16_t>(qb_)};
+      qkv_prefill_kernel<<<unsigned(T), kThreads, 0, stream_>>>(qa);
+      EMBER_CUDA_LAUNCHED();
+      gpt_oss::AttentionPrefillArgs aa;
+      aa.T = int(T), aa.Hq = Hq, aa.Hkv = Hkv, aa.head_dim = D, aa.start_pos = pos_, aa.window = b.window, aa.cap = b.cap;
+      aa.scale = 1.0f / std::sqrt(float(D)), aa.q = ptr<uint16_t>(qb_), aa.k_cache = ptr<uint16_t>(b.k_cache);
+      aa.v_cache = ptr<uint16_t>(b.v_cache), aa.sinks = ptr<float>(b.sinks), aa.out = ptr<uint16_t>(ob_);
+      attention(aa);
+      gemm_bf16(ptr<uint16_t>(ob_), b.wo, ptr<float>(y_), T, H, int64_t(Hq) * D, H);
+      residual_add_kernel<<<blocks_for(T * H), kThreads, 0, stream_>>>(ptr<float>(y_), ptr<float>(b.out_b), H, T * H,
+                                                                       ptr<float>(x_));
+      EMBER_CUDA_LAUNCHED();
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(b.mlp_norm), d_.eps, H,
+                                                                   ptr<uint16_t>(a_), ptr<float>(a32_));
+      EMBER_CUDA_LAUNCHED();
+      // Router in f32: logits[T, E] = a32 gate_w^T + gate_b.
+      {
+        const float alpha = 1.0f, beta = 0.0f;
+        EMBER_CUBLAS(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, E, int(T), H, &alpha, ptr<float>(b.gate_w), H,
+                                 ptr<float>(a32_), H, &beta, ptr<float>(router_), E));
+      }
+      add_bias(ptr<float>(router_), ptr<float>(b.gate_b), T, E);
+      topk_softmax_kernel<<<unsigned((T + 7) / 8), kThreads, 0, stream_>>>(ptr<float>(router_), int(T), E, k,
+                                                                          ptr<int32_t>(idx_), ptr<float>(weight_));
+      EMBER_CUDA_LAUNCHED();
+      if (tiled_moe_ && T >= kTiledMoeMinTokens) {
+        gpt_oss::MoePrefillArgs ma;
+        ma.T = int(T), ma.H = H, ma.I = int(d_.intermediate), ma.E = E, ma.k = k, ma.swiglu_limit = d_.swiglu_limit;
+        ma.a = ptr<uint16_t>(a_), ma.idx = ptr<int32_t>(idx_), ma.weight = ptr<float>(weight_);
+        ma.w1_blocks = b.w1b, ma.w1_scales = b.w1s, ma.b1 = ptr<float>(b.b1);
+        ma.w2_blocks = b.w2b, ma.w2_scales = b.w2s, ma.b2 = ptr<float>(b.b2);
+        ma.x = ptr<float>(x_), ma.workspace = moe_workspace_.raw_data();
+        gpt_oss::moe_prefill(ma, stream_);
+      } else {
+        moe(b, int(T));
+      }
+    }
+    if (all) {
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(norm_), d_.eps, H,
+                                                                   ptr<uint16_t>(a_), nullptr);
+      EMBER_CUDA_LAUNCHED();
+      gemm_bf16(ptr<uint16_t>(a_), ptr<uint16_t>(unembedding_), all, T, d_.vocab, H, d_.vocab);
+    }
+    if (last) unembed(ptr<float>(x_) + (T - 1) * H, /*advance=*/false);
+    set_position(pos_ + T);
+  }
+
+  void add_bias(float* y, const float* b, int64_t T, int64_t N);
+  void attention(const gpt_oss::AttentionPrefillArgs& a);
+
+  int dev_;
+  GptOssDims d_;
+  int64_t max_context_, max_chunk_;
+  cudaStream_t stream_ = nullptr;
+  int sms_ = 0;
+  std::vector<LayerBuffers> layers_;
+  std::vector<Tensor> keep_;
+  Tensor embedding_, unembedding_, norm_, inv_freq_;
+  Tensor x_, y_, a_, a32_, qkv_, qb_, ob_, q32_, o32_, router_, idx_, weight_, act_;
+  Tensor partial_, part_val_, part_idx_, counters_, logits_, tokens_, pos_dev_;
+  Tensor moe_workspace_;
+  bool tiled_attention_ = false, tiled_moe_ = false;
+  int max_splits_ = 1;
+  int64_t unembed_blocks_ = 0;
+  int64_t pos_ = 0;
+  int32_t* host_tokens_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  bool profiling_ = [] {
+    const char* v = std::getenv("EMBER_CUDA_PROFILE");
+    return v && std::string(v) == "1";
+  }();
+  std::vector<std::pair<const char*, cudaEvent_t>> marks_;
+  std::map<std::string, std::pair<double, int64_t>> profile_;
+  int64_t profiled_steps_ = 0;
+};
+
+__global__ void add_bias_kernel(float* y, const float* b, int64_t N, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] += b[i % N];
+}
+
+void CudaGptOss::add_bias(float* y, const float* b, int64_t T, int64_t N) {
+  add_bias_kernel<<<blocks_for(T * N), kThreads, 0, stream_>>>(y, b, N, T * N);
+  EMBER_CUDA_LAUNCHED();
+}
+
+void CudaGptOss::attention(const gpt_oss::AttentionPrefillArgs& a) {
+  if (tiled_attention_) return gpt_oss::attention_prefill(a, stream_);
+  attn_prefill_simple_kernel<<<dim3(unsigned(a.Hq), unsigned((a.T + kWarps - 1) / kWarps)), kThreads, 0, stream_>>>(a);
+  EMBER_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+std::unique_ptr<GptOssRuntime> make_gpt_oss_cuda_runtime(int device_index, const GptOssDims& d, const GptOssWeights& w,
+                                                         int64_t max_context, int64_t max_chunk, std::string* why) {
+  auto fail = [&](std::string reason) -> std::unique_ptr<GptOssRuntime> {
+    if (why) *why = std::move(reason);
+    return nullptr;
+  };
+  if (d.head_dim % 8 || d.head_dim > kMaxHeadDim) return fail("head_dim " + std::to_string(d.head_dim) + " (needs a multiple of 8, at most 64)");
+  if (d.hidden % 32 || d.intermediate % 32) return fail("hidden and intermediate sizes must be multiples of 32");
+  if (d.kv_heads <= 0 || d.heads % d.kv_heads || d.heads / d.kv_heads > 16) return fail("query heads per KV head must divide and be <= 16");
+  if (d.experts > 256 || d.experts_per_token > 8 || d.experts_per_token > d.experts) return fail("at most 256 experts and 8 per token");
+  if (int64_t(d.windowed.size()) != d.layers || int64_t(w.layers.size()) != d.layers) return fail("layer count mismatch");
+  auto dense = [&](const Tensor& t, int64_t rows, int64_t cols) {
+    return t.defined() && t.device().is_cuda() && t.dtype() == DType::BF16 && t.is_contiguous() && t.ndim() == 2 &&
+           t.dim(0) == rows && t.dim(1) == cols && reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
+  };
+  auto packed = [&](const Tensor& t) {
+    return t.defined() && t.device().is_cuda() && t.dtype() == DType::U8 && t.is_contiguous() &&
+           reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
+  };
+  const int64_t H = d.hidden, D = d.head_dim;
+  for (int64_t l = 0; l < d.layers; ++l) {
+    const auto& lw = w.layers[size_t(l)];
+    if (!dense(lw.q_w, d.heads * D, H) || !dense(lw.k_w, d.kv_heads * D, H) || !dense(lw.v_w, d.kv_heads * D, H) ||
+        !dense(lw.out_w, H, d.heads * D))
+      return fail("layer " + std::to_string(l) + ": attention weights are not contiguous bf16 on the device");
+    if (!packed(lw.mlp1_blocks) || !packed(lw.mlp1_scales) || !packed(lw.mlp2_blocks) || !packed(lw.mlp2_scales) ||
+        lw.mlp1_blocks.numel() != d.experts * 2 * d.intermediate * H / 2 || lw.mlp2_blocks.numel() != d.experts * H * d.intermediate / 2)
+      return fail("layer " + std::to_string(l) + ": experts are not MXFP4 on the device");
+  }
+  if (!dense(w.embedding, d.vocab, H) || !dense(w.unembedding, d.vocab, H))
+    return fail("embedding/unembedding are not contiguous bf16 on the device");
+  if (max_chunk <= 0 || max_context <= 0) return fail("max_context and max_chunk must be positive");
+  return std::make_unique<CudaGptOss>(device_index, d, w, max_context, max_chunk);
+}
+
+}  // namespace ember::backend
