@@ -5,11 +5,12 @@
 // stays the reference and the CPU path; this runs when the model lives on a CUDA device.
 //
 // Numerics: the residual stream, norms, softmaxes, the router and every accumulation are f32.
-// Decode reads bf16 weights against f32 activations; the MXFP4 experts against activations
-// rounded to int8 per block of 32 (scale max|a|/127), products summed exactly in int32, then
-// scaled in f32. Prefill multiplies on tensor cores with activations rounded to bf16. The KV cache
-// holds bf16 (keys after RoPE). tests/models/gpt_oss_cuda_test.cpp bounds the difference to the
-// CPU path.
+// Decode reads bf16 weights and the bf16 KV cache (keys after RoPE) against f32 activations, the
+// MXFP4 experts too (EMBER_GPT_OSS_EXPERTS=int8: their activations quantised to int8 per block of
+// 32, products summed exactly in int32: faster, less exact). Prefill multiplies on tensor cores
+// with activations rounded to bf16 (the experts token by token, as decode, in chunks under 8).
+// Model::set_activation_rounding reproduces each rounding on the CPU path;
+// tests/models/gpt_oss_cuda_test.cpp compares the two.
 #include <cstdint>
 #include <functional>
 #include <memory>

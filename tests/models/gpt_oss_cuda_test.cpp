@@ -4,10 +4,12 @@
 // OpenAI's torch reference (gpt_oss_test.cpp).
 //
 // Numerics. Decode keeps activations f32 and reads bf16 K/V; prefill multiplies on tensor cores
-// with activations rounded to bf16. On these random-weight models that is not a small difference:
+// with activations rounded to bf16. (EMBER_GPT_OSS_EXPERTS=int8 quantises the experts'
+// activations in decode: checked separately, it is the one rounding here that a near tie can
+// amplify past any useful logit tolerance.) On these random-weight models that is not a small difference:
 // rounding moves the residual stream enough to flip near-tied router choices in later layers, and
 // a flipped expert moves some logits by up to half of the largest |logit| (the CPU path with the
-// runtime's rounding points emulated, Model::set_bf16_rounding, moves by as much as the GPU does:
+// runtime's rounding points emulated, Model::set_activation_rounding, moves by as much as the GPU does:
 // 2.444 vs 2.436 and 1.977 vs 1.968 on seeds 7 and 11). So the reference here is the CPU path
 // with the same rounding points; what remains is f32 summation order (and, rarely, a value that
 // lands on the other side of a bf16 rounding boundary).
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "ember/generate/sampler.h"
@@ -81,11 +84,11 @@ class GptOssCuda : public testing::TestWithParam<uint64_t> {
 
 // The all-logits path multiplies the final activations on tensor cores; the last token's logits
 // come from an f32 GEMV.
-Model::Bf16Rounding prefill_rounding(int64_t chunk, bool all_logits) {
+Model::ActivationRounding prefill_rounding(int64_t chunk, bool all_logits) {
   return {.attention_input = true, .qkv = true, .attention_output = true, .mlp = chunk >= 8,
           .unembedding_input = all_logits};
 }
-Model::Bf16Rounding decode_rounding() { return {.kv = true}; }
+Model::ActivationRounding decode_rounding(bool int8_experts = false) { return {.kv = true, .expert_int8 = int8_experts}; }
 
 void expect_close(const Diff& d, const std::string& what) {
   EXPECT_LE(d.max_diff, kRelTolerance * d.max_ref) << what << ": max |dlogit| " << d.max_diff << " of max |logit| "
@@ -96,7 +99,7 @@ void expect_close(const Diff& d, const std::string& what) {
 TEST_P(GptOssCuda, PrefillLogitsMatchTheCpuPath) {
   const Tensor f32 = cpu_->forward(prompt_);
   for (int64_t chunk : {48, 16, 5}) {  // the grouped-GEMM experts from 8 tokens a chunk, token by token below
-    cpu_->set_bf16_rounding(prefill_rounding(chunk, true));
+    cpu_->set_activation_rounding(prefill_rounding(chunk, true));
     const Tensor want = cpu_->forward(prompt_);
     CausalLM lm(*gpu_, 256, chunk, Engine::Fused);
     ASSERT_TRUE(lm.fused());
@@ -115,9 +118,9 @@ TEST_P(GptOssCuda, DecodeStepsMatchTheCpuPath) {
   // Past the sliding window (16) and through a ring that wraps (cap = window - 1 + chunk = 23).
   CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 8, Engine::Fused);
   std::span<const int32_t> head(prompt_.data(), 16);  // two chunks of 8
-  cpu_->set_bf16_rounding(prefill_rounding(8, false));
+  cpu_->set_activation_rounding(prefill_rounding(8, false));
   expect_close(compare(gpu.forward(head, 0, false), cpu.forward(head, 0, false)), "prefill");
-  cpu_->set_bf16_rounding(decode_rounding());
+  cpu_->set_activation_rounding(decode_rounding());
   float worst = 0;
   for (size_t i = 16; i < prompt_.size(); ++i) {
     const Diff d = compare(gpu.forward(std::span(&prompt_[i], 1), int64_t(i), false),
@@ -131,11 +134,11 @@ TEST_P(GptOssCuda, DecodeStepsMatchTheCpuPath) {
 TEST_P(GptOssCuda, GreedyGenerationMatchesTheCpuPathFor64Tokens) {
   CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 16, Engine::Fused);
   std::span<const int32_t> p(prompt_.data(), 16);
-  cpu_->set_bf16_rounding(prefill_rounding(16, false));
+  cpu_->set_activation_rounding(prefill_rounding(16, false));
   const int32_t first_cpu = generate::argmax(cpu.forward(p, 0, false).to_vector<float>());
   const int32_t first_gpu = generate::argmax(gpu.forward(p, 0, false).to_vector<float>());
   ASSERT_EQ(first_gpu, first_cpu);
-  cpu_->set_bf16_rounding(decode_rounding());
+  cpu_->set_activation_rounding(decode_rounding());
   const auto want = cpu.decode_greedy(first_cpu, 64);
   const auto got = gpu.decode_greedy(first_gpu, 64);  // graph replays, argmax on the device
   EXPECT_EQ(got, want);
@@ -151,6 +154,44 @@ TEST_P(GptOssCuda, GreedyGenerationMatchesTheCpuPathFor64Tokens) {
   EXPECT_EQ(some, std::vector<int32_t>(got.begin(), got.begin() + 10));
   EXPECT_EQ(seen, some);
   EXPECT_EQ(gpu.position(), 16 + 10);
+}
+
+TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
+  setenv("EMBER_GPT_OSS_EXPERTS", "int8", 1);  // read when a runtime is made
+  CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 16, Engine::Fused);
+  unsetenv("EMBER_GPT_OSS_EXPERTS");
+  std::span<const int32_t> head(prompt_.data(), 16);
+  cpu_->set_activation_rounding(prefill_rounding(16, false));
+  const Tensor a = gpu.forward(head, 0, false), b = cpu.forward(head, 0, false);
+  expect_close(compare(a, b), "prefill");
+  const int32_t first = generate::argmax(b.to_vector<float>());
+  cpu_->set_activation_rounding(decode_rounding(true));
+  // The first step, before quantisation boundaries can compound: close logits.
+  expect_close(compare(gpu.forward(std::span(&first, 1), 16, false), cpu.forward(std::span(&first, 1), 16, false)),
+               "first decode step");
+  // Then greedy tokens (measured equal for 64 on all three seeds; tokens are what a near tie
+  // can change least).
+  ASSERT_TRUE(cpu.rewind(16) && gpu.rewind(16));
+  const auto want = cpu.decode_greedy(first, 64);
+  const auto got = gpu.decode_greedy(first, 64);
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(GptOssCuda, DecodeAttentionSharesMergeAsOneBlock) {
+  // Short shares split even these short contexts over many blocks per KV head, which then merge
+  // their softmax partials: the same logits as one block per head, to f32 rounding.
+  setenv("EMBER_GPT_OSS_ATTN_SHARE", "3", 1);  // experts f32 (default): nothing else rounds differently
+  CausalLM split(*gpu_, 256, 16, Engine::Fused);
+  unsetenv("EMBER_GPT_OSS_ATTN_SHARE");
+  CausalLM whole(*gpu_, 256, 16, Engine::Fused);
+  std::span<const int32_t> head(prompt_.data(), 16);
+  (void)split.forward(head, 0, false), (void)whole.forward(head, 0, false);
+  for (size_t i = 16; i < prompt_.size(); ++i) {
+    const Tensor a = split.forward(std::span(&prompt_[i], 1), int64_t(i), false);
+    const Tensor b = whole.forward(std::span(&prompt_[i], 1), int64_t(i), false);
+    ASSERT_TRUE(test::all_close(a.to(Device::cpu()).to_vector<float>(), b.to(Device::cpu()).to_vector<float>(), 1e-4f, 1e-4f))
+        << "position " << i;
+  }
 }
 
 TEST_P(GptOssCuda, RewindContinuesAsIfFreshOrRefuses) {

@@ -96,19 +96,21 @@ class Model {
   const Tensor& norm() const { return norm_; }
   const Tensor& unembedding() const { return unembedding_; }
 
-  // Where the op-by-op forward pass rounds activations to bf16 (and back), to reproduce the fused
-  // CUDA runtime's numerics on any device; all off by default (f32 throughout: the reference).
-  // The runtime's prefill rounds at all of these points (the experts' only in chunks of at least
-  // 8 tokens, which run as one grouped GEMM); its decode step only K/V.
-  struct Bf16Rounding {
-    bool attention_input = false;   // the normed input of the q/k/v projections
-    bool qkv = false;               // q, and k/v as cached (after RoPE)
-    bool kv = false;                // k/v only (the cache)
-    bool attention_output = false;  // the input of the output projection
-    bool mlp = false;               // the experts' normed input and their SwiGLU output
-    bool unembedding_input = false; // the final normed activations
+  // Where the op-by-op forward pass rounds activations, to reproduce the fused CUDA runtime's
+  // numerics on any device (tests); all off by default: f32 throughout, the reference. The
+  // runtime's prefill rounds to bf16 at every point but `kv`'s (its experts only in chunks of at
+  // least 8 tokens, which run as one grouped GEMM; smaller chunks run them like decode); its decode
+  // step rounds K/V to bf16 (and, with EMBER_GPT_OSS_EXPERTS=int8, `expert_int8`).
+  struct ActivationRounding {
+    bool attention_input = false;    // bf16: the normed input of the q/k/v projections
+    bool qkv = false;                // bf16: q, and k/v as cached (after RoPE)
+    bool kv = false;                 // bf16: k/v only (the cache)
+    bool attention_output = false;   // bf16: the input of the output projection
+    bool mlp = false;                // bf16: the experts' normed input and their SwiGLU output
+    bool expert_int8 = false;        // int8 per block of 32, scale max|a|/127: the same two
+    bool unembedding_input = false;  // bf16: the final normed activations
   };
-  void set_bf16_rounding(const Bf16Rounding& r) { rounding_ = r; }
+  void set_activation_rounding(const ActivationRounding& r) { rounding_ = r; }
 
   // Per-layer caches for incremental decoding (windowed layers keep window - 1 + max_chunk).
   std::vector<nn::KVCache> make_caches(int64_t max_context, int64_t max_chunk) const;
@@ -125,7 +127,7 @@ class Model {
   Tensor embedding_, norm_, unembedding_;
   nn::Rope rope_;
   Device device_;
-  Bf16Rounding rounding_;
+  ActivationRounding rounding_;
 };
 
 // Synthetic checkpoints in the original layout (config.json + model.safetensors) with seeded

@@ -17,6 +17,20 @@ namespace {
 
 Tensor round_bf16(const Tensor& x, bool on) { return on ? x.to(DType::BF16).to(DType::F32) : x; }
 
+// The CUDA runtime's int8 activations: per block of 32 along the last dim, q = round(a / s) with
+// s = max|a| / 127 (nearest even), dequantised back to f32.
+Tensor round_int8(const Tensor& x, bool on) {
+  if (!on) return x;
+  auto v = x.to(Device::cpu()).contiguous().to_vector<float>();
+  for (size_t b = 0; b + 32 <= v.size(); b += 32) {
+    float amax = 0;
+    for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[b + i]));
+    const float s = amax / 127.0f;
+    for (size_t i = 0; i < 32; ++i) v[b + i] = s > 0 ? std::nearbyint(v[b + i] / s) * s : 0.0f;
+  }
+  return Tensor::from_vector(v, x.shape()).to(x.device());
+}
+
 // The clamped SwiGLU of model.py on h [n, 2I] (interleaved: glu = h[:, 0::2], lin = h[:, 1::2]).
 Tensor swiglu(const Tensor& h, float limit) {
   const int64_t n = h.dim(0), I = h.dim(1) / 2;
@@ -82,7 +96,7 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
   Tensor weights = softmax(values, 1);              // over the selected experts only
   const auto* w1 = std::get_if<Mxfp4Tensor>(&b.mlp1_weight.w);
   const auto* w2 = std::get_if<Mxfp4Tensor>(&b.mlp2_weight.w);
-  if (device_.is_cuda() && w1 && w2 && T <= 64 && !rounding_.mlp)  // decode, short chunks: fused, no host round trip
+  if (device_.is_cuda() && w1 && w2 && T <= 64 && !rounding_.mlp && !rounding_.expert_int8)  // decode, short chunks: fused, no host round trip
     return add(x, moe_mxfp4(t, indices, weights, *w1, b.mlp1_bias, *w2, b.mlp2_bias, float(c.swiglu_limit)));
   // Group the (token, slot) pairs by expert, run each selected expert once on its rows, then
   // put the rows back in (token, slot) order with one gather.
@@ -97,10 +111,10 @@ Tensor Model::moe(const Block& b, const Tensor& x) const {
     if (pairs.empty()) continue;
     std::vector<int64_t> tokens;
     for (int64_t p : pairs) tokens.push_back(p / k), position[size_t(p)] = row++;
-    Tensor rows = index_select(round_bf16(t, rounding_.mlp), 0,
+    Tensor rows = index_select(round_int8(round_bf16(t, rounding_.mlp), rounding_.expert_int8), 0,
                                Tensor::from_vector(tokens, {int64_t(tokens.size())}).to(device_));
     Tensor h = b.mlp1_weight.linear(rows, e, b.mlp1_bias.select(0, e));  // [n, 2I]
-    Tensor y = b.mlp2_weight.linear(round_bf16(swiglu(h, float(c.swiglu_limit)), rounding_.mlp), e,
+    Tensor y = b.mlp2_weight.linear(round_int8(round_bf16(swiglu(h, float(c.swiglu_limit)), rounding_.mlp), rounding_.expert_int8), e,
                                     b.mlp2_bias.select(0, e));
     outputs.push_back(y);
   }
