@@ -90,42 +90,81 @@ __device__ __forceinline__ float dot8(uint4 w, const float* x) {
 }
 
 // Dots of R bf16 rows (K/8 16-byte chunks each) with x in shared memory; every lane gets the sums.
+// Loads go out in batches of 8 per lane (U = 8/R steps of R rows) before any is used: these
+// kernels are short, so bytes in flight early decide their speed.
 template <int R>
 __device__ __forceinline__ void dot_rows_bf16(const uint16_t* const (&rows)[R], const float* xs, int chunks, int lane,
                                               float (&out)[R]) {
+  constexpr int U = R >= 8 ? 1 : 8 / R;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-#pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) {
-    uint4 w[R];
+  for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+    uint4 w[U][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) w[r] = ld_stream(reinterpret_cast<const uint4*>(rows[r]) + c);
+    for (int u = 0; u < U; ++u)
 #pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] += dot8(w[r], xs + c * 8);
+      for (int r = 0; r < R; ++r)
+        if (c0 + 32 * u < chunks) w[u][r] = ld_stream(reinterpret_cast<const uint4*>(rows[r]) + c0 + 32 * u);
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (c0 + 32 * u < chunks) acc[r] += dot8(w[u][r], xs + (c0 + 32 * u) * 8);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
 }
 
-// rms_norm(x) * w into shared memory (all threads; synchronises).
+// rms_norm(x) * w into shared memory (all threads; synchronises). n % 4 == 0 and n <= 4 * 4 *
+// blockDim.x: every thread issues all its loads (x and w, 16 bytes each) before using any, since
+// this prologue sits on the critical path of short kernels.
 __device__ void norm_to_smem(const float* x, const float* w, int n, float eps, float* xs, float* red) {
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const float v = x[i];
-    xs[i] = v;
-    ss += v * v;
+  constexpr int kMax = 4;  // float4s a thread
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  float4 xv[kMax], wv[kMax];
+  const int n4 = n / 4;
+#pragma unroll
+  for (int j = 0; j < kMax; ++j) {
+    const int i = threadIdx.x + j * int(blockDim.x);
+    if (i < n4) xv[j] = x4[i], wv[j] = __ldg(w4 + i);
   }
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kMax; ++j)
+    if (threadIdx.x + j * int(blockDim.x) < n4) ss += xv[j].x * xv[j].x + xv[j].y * xv[j].y + xv[j].z * xv[j].z + xv[j].w * xv[j].w;
   ss = block_sum(ss, red);
   const float r = 1.0f / sqrtf(ss / float(n) + eps);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = xs[i] * r * w[i];
+#pragma unroll
+  for (int j = 0; j < kMax; ++j) {
+    const int i = threadIdx.x + j * int(blockDim.x);
+    if (i < n4)
+      reinterpret_cast<float4*>(xs)[i] =
+          make_float4(xv[j].x * r * wv[j].x, xv[j].y * r * wv[j].y, xv[j].z * r * wv[j].z, xv[j].w * r * wv[j].w);
+  }
   __syncthreads();
 }
 
-// MXFP4 x int8: 8 FP4 codes (value i in nibble i) against 8 int8 activations (xa: values 0-3,
-// xb: 4-7). byte_perm looks the codes up in a table of doubled magnitudes; a selector nibble with
-// its top bit set yields 0 (a positive byte's sign replicated), which splits positive codes (pos)
-// from negative ones (neg): the dot is (pos - neg) / 2.
+// Copies n floats (n % 4 == 0, 16-byte aligned) to shared memory, all loads first.
+__device__ void copy_to_smem(const float* src, int n, float* dst) {
+  constexpr int kMax = 8;
+  const float4* s4 = reinterpret_cast<const float4*>(src);
+  float4 v[kMax];
+  const int n4 = n / 4;
+#pragma unroll
+  for (int j = 0; j < kMax; ++j) {
+    const int i = threadIdx.x + j * int(blockDim.x);
+    if (i < n4) v[j] = s4[i];
+  }
+#pragma unroll
+  for (int j = 0; j < kMax; ++j) {
+    const int i = threadIdx.x + j * int(blockDim.x);
+    if (i < n4) reinterpret_cast<float4*>(dst)[i] = v[j];
+  }
+  __syncthreads();
+}
+
 // 2^(s-127) for a UE8 scale byte.
 __device__ __forceinline__ float ue8(uint32_t s) { return s ? __uint_as_float(s << 23) : ldexpf(1.0f, -127); }
 
@@ -139,32 +178,25 @@ __device__ __forceinline__ void init_fp4_lut(float* lut) {
   }
 }
 
-// One 32-value MXFP4 block (16 bytes; byte j: value 2j low nibble, 2j+1 high) against 32 f32.
-__device__ __forceinline__ float fp4_block_dot(uint4 w, const float* x, const float* lut) {
-  const float4* x4 = reinterpret_cast<const float4*>(x);
+// One 32-value MXFP4 block (16 bytes; byte j: value 2j low nibble, 2j+1 high) against 32 f32
+// held in registers.
+__device__ __forceinline__ float fp4_block_dot_reg(uint4 w, const float (&x)[32], const float* lut) {
   const uint32_t q[4] = {w.x, w.y, w.z, w.w};
   float acc = 0.f;
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const float4 a = __ldg(x4 + 2 * k), b = __ldg(x4 + 2 * k + 1);
-    acc = fmaf(lut[q[k] & 15], a.x, acc);
-    acc = fmaf(lut[(q[k] >> 4) & 15], a.y, acc);
-    acc = fmaf(lut[(q[k] >> 8) & 15], a.z, acc);
-    acc = fmaf(lut[(q[k] >> 12) & 15], a.w, acc);
-    acc = fmaf(lut[(q[k] >> 16) & 15], b.x, acc);
-    acc = fmaf(lut[(q[k] >> 20) & 15], b.y, acc);
-    acc = fmaf(lut[(q[k] >> 24) & 15], b.z, acc);
-    acc = fmaf(lut[q[k] >> 28], b.w, acc);
-  }
+  for (int k = 0; k < 4; ++k)
+#pragma unroll
+    for (int n = 0; n < 8; ++n) acc = fmaf(lut[(q[k] >> (4 * n)) & 15], x[8 * k + n], acc);
   return acc;
 }
 
-// Dots of R MXFP4 rows (nb blocks each), row r against its own f32 activations x[r] (nb*32);
-// every lane gets the sums. f32 throughout, like the CPU path.
-template <int R>
-__device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
-                                               const float* const (&x)[R], int nb, int lane, const float* lut,
-                                               float (&out)[R]) {
+// Dots of R MXFP4 rows (nb blocks each); rows g*G .. g*G+G-1 share the f32 activations x[g]
+// (nb*32), loaded once a block for all of them. Every lane gets the sums; f32 throughout, like
+// the CPU path.
+template <int R, int G>
+__device__ __forceinline__ void dot_rows_mxfp4_shared(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
+                                                      const float* const (&x)[R / G], int nb, int lane,
+                                                      const float* lut, float (&out)[R]) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
@@ -177,7 +209,17 @@ __device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R]
       sc[r] = __ldg(scales[r] + b);
     }
 #pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] = fmaf(fp4_block_dot(w[r], x[r] + b * 32, lut), ue8(sc[r]), acc[r]);
+    for (int g = 0; g < R / G; ++g) {
+      float xv[32];
+      const float4* x4 = reinterpret_cast<const float4*>(x[g] + b * 32);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float4 v = __ldg(x4 + i);
+        xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
+      }
+#pragma unroll
+      for (int j = 0; j < G; ++j) acc[g * G + j] = fmaf(fp4_block_dot_reg(w[g * G + j], xv, lut), ue8(sc[g * G + j]), acc[g * G + j]);
+    }
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
@@ -436,8 +478,7 @@ __global__ void __launch_bounds__(kThreads) out_proj_decode_kernel(const float* 
   if (n < N) prefetch_row(W + size_t(n) * K, size_t(K) * 2, lane);
   wait_previous_kernel();
   allow_next_kernel();
-  for (int i = threadIdx.x; i < K; i += blockDim.x) os[i] = o[i];
-  __syncthreads();
+  copy_to_smem(o, K, os);
   if (n >= N) return;
   const uint16_t* rows[1] = {W + size_t(n) * K};
   float d[1];
@@ -504,8 +545,9 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
   allow_next_kernel();
   norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x) a.t[i] = xs[i];
-  for (int b = blockIdx.x + int(gridDim.x) * w; b < a.H / 32; b += int(gridDim.x) * kWarps)
-    quantize32(xs[b * 32 + lane], lane, a.xq + b * 32, a.xscale + b);
+  if (a.xq)
+    for (int b = blockIdx.x + int(gridDim.x) * w; b < a.H / 32; b += int(gridDim.x) * kWarps)
+      quantize32(xs[b * 32 + lane], lane, a.xq + b * 32, a.xscale + b);
   float acc = 0.f;
   for (int i = threadIdx.x * 4; i < a.H; i += blockDim.x * 4) {
     const float4 g = *reinterpret_cast<const float4*>(row + i);
@@ -550,16 +592,15 @@ __global__ void __launch_bounds__(kThreads) moe_up_kernel(MoeUpArgs a) {
   const int j0 = blockIdx.x * 32 + w * 4;
   const uint8_t* blocks[8];
   const uint8_t* scales[8];
-  const float* x[8];
+  const float* x[1] = {a.t + size_t(t) * a.H};
 #pragma unroll
   for (int r = 0; r < 8; ++r) {
     const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
     blocks[r] = a.blocks + row * nb * 16;
     scales[r] = a.scales + row * nb;
-    x[r] = a.t + size_t(t) * a.H;
   }
   float d[8];
-  dot_rows_mxfp4<8>(blocks, scales, x, nb, lane, lut, d);
+  dot_rows_mxfp4_shared<8, 8>(blocks, scales, x, nb, lane, lut, d);
   if (lane < 4) {
     const float* b = a.bias + size_t(e) * 2 * a.I + 2 * (j0 + lane);
     float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
@@ -580,44 +621,50 @@ struct MoeDownArgs {
   float* x;                        // [T, H] += sum_s weight * (W2 act + b2)
 };
 
-// One warp per output feature n of token blockIdx.y, the k experts' rows read together and summed
-// in slot order. k <= 8. The router ran two kernels back, so its expert ids can steer a prefetch
-// of the rows before the up projection (the previous kernel) is done.
+// One warp per two adjacent output features n, n+1 of token blockIdx.y: the 2k rows read
+// together, each slot's activations loaded once for both, slots summed in order. k <= 8. The router
+// ran two kernels back, so its expert ids can steer a prefetch before the up projection is done.
 __global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
   __shared__ float lut[16];
   init_fp4_lut(lut);
   const int lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + threadIdx.x / 32, t = blockIdx.y;
+  const int n = 2 * (blockIdx.x * kWarps + threadIdx.x / 32), t = blockIdx.y;
   const int nb = a.I / 32;
-  const bool active = n < a.H;
+  const bool active = n < a.H;  // H is even (a multiple of 32)
   if (active)
     for (int s = 0; s < a.k; ++s) {
       const size_t row = size_t(a.idx[t * a.k + s]) * a.H + n;
-      prefetch_row(a.blocks + row * nb * 16, size_t(nb) * 16, lane);
+      prefetch_row(a.blocks + row * nb * 16, size_t(nb) * 16 * 2, lane);
     }
   wait_previous_kernel();
   allow_next_kernel();
   __syncthreads();
   if (!active) return;
-  float total = 0.f;
+  float total0 = 0.f, total1 = 0.f;
   for (int s = 0; s < a.k; s += 4) {
     const int ns = a.k - s < 4 ? a.k - s : 4;
-    const uint8_t* blocks[4];
-    const uint8_t* scales[4];
+    const uint8_t* blocks[8];
+    const uint8_t* scales[8];
     const float* x[4];
     size_t rows[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int ts = t * a.k + s + (u < ns ? u : 0);
       rows[u] = size_t(a.idx[ts]) * a.H + n;
-      blocks[u] = a.blocks + rows[u] * nb * 16, scales[u] = a.scales + rows[u] * nb;
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        blocks[2 * u + j] = a.blocks + (rows[u] + j) * nb * 16, scales[2 * u + j] = a.scales + (rows[u] + j) * nb;
       x[u] = a.act + size_t(ts) * a.I;
     }
-    float y[4];
-    dot_rows_mxfp4<4>(blocks, scales, x, nb, lane, lut, y);
-    for (int u = 0; u < ns; ++u) total += a.weight[t * a.k + s + u] * (y[u] + a.bias[rows[u]]);
+    float y[8];
+    dot_rows_mxfp4_shared<8, 2>(blocks, scales, x, nb, lane, lut, y);
+    for (int u = 0; u < ns; ++u) {
+      const float wgt = a.weight[t * a.k + s + u];
+      total0 += wgt * (y[2 * u] + a.bias[rows[u]]);
+      total1 += wgt * (y[2 * u + 1] + a.bias[rows[u] + 1]);
+    }
   }
-  if (lane == 0) a.x[size_t(t) * a.H + n] += total;
+  if (lane == 0) a.x[size_t(t) * a.H + n] += total0, a.x[size_t(t) * a.H + n + 1] += total1;
 }
 
 struct MoeQ8Args {
@@ -1165,7 +1212,7 @@ class CudaGptOss final : public GptOssRuntime {
   // The decode step's kernels (captured once): token tokens_[0] at position *pos_dev_.
   void decode_kernels() {
     const int H = int(d_.hidden), D = int(d_.head_dim), Hq = int(d_.heads), Hkv = int(d_.kv_heads);
-    const int k = int(d_.experts_per_token), E = int(d_.experts), I = int(d_.intermediate);
+    const int k = int(d_.experts_per_token), E = int(d_.experts);
     const size_t hsmem = sizeof(float) * size_t(H);
     launch_pdl(embed_kernel, 1, kThreads, 0, stream_, (const uint16_t*)ptr<uint16_t>(embedding_),
                (const int32_t*)ptr<int32_t>(tokens_), H, ptr<float>(x_));
@@ -1187,7 +1234,8 @@ class CudaGptOss final : public GptOssRuntime {
       mark("out_proj");
       RouterDecodeArgs ra{ptr<float>(x_), ptr<float>(b.mlp_norm), d_.eps, ptr<float>(b.gate_w), ptr<float>(b.gate_b),
                           H, E, k, ptr<float>(router_), ptr<int>(counters_) + Hkv, ptr<int32_t>(idx_),
-                          ptr<float>(weight_), ptr<float>(a32_), ptr<int8_t>(xq_), ptr<float>(xscale_)};
+                          ptr<float>(weight_), ptr<float>(a32_), int8_experts_ ? ptr<int8_t>(xq_) : nullptr,
+                          ptr<float>(xscale_)};
       launch_pdl(router_decode_kernel, E, kThreads, hsmem, stream_, ra);
       mark("router");
       moe(b, 1, /*pdl=*/true);
@@ -1231,7 +1279,7 @@ class CudaGptOss final : public GptOssRuntime {
     mark("moe_up");
     MoeDownArgs da{ptr<float>(act_), ptr<int32_t>(idx_), ptr<float>(weight_), k, H, I, b.w2b, b.w2s, ptr<float>(b.b2),
                    ptr<float>(x_)};
-    go(moe_down_kernel, down, da);
+    go(moe_down_kernel, dim3(unsigned((H / 2 + kWarps - 1) / kWarps), unsigned(T)), da);
     mark("moe_down");
   }
 
@@ -1394,6 +1442,7 @@ std::unique_ptr<GptOssRuntime> make_gpt_oss_cuda_runtime(int device_index, const
   };
   if (d.head_dim % 8 || d.head_dim > kMaxHeadDim) return fail("head_dim " + std::to_string(d.head_dim) + " (needs a multiple of 8, at most 64)");
   if (d.hidden % 32 || d.intermediate % 32) return fail("hidden and intermediate sizes must be multiples of 32");
+  if (d.hidden > 4096 || d.heads * d.head_dim > 8192) return fail("hidden size above 4096 or heads x head_dim above 8192");
   if (d.kv_heads <= 0 || d.heads % d.kv_heads || d.heads / d.kv_heads > 16) return fail("query heads per KV head must divide and be <= 16");
   if (d.experts > 256 || d.experts_per_token > 8 || d.experts_per_token > d.experts) return fail("at most 256 experts and 8 per token");
   if (int64_t(d.windowed.size()) != d.layers || int64_t(w.layers.size()) != d.layers) return fail("layer count mismatch");
