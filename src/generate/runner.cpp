@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "ember/core/error.h"
+#include "ember/generate/sampler.h"
 
 namespace ember::generate {
 
@@ -15,6 +16,18 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::Callback: return "stopped by callback";
   }
   return "?";
+}
+
+std::vector<int32_t> CausalModel::decode_greedy(int32_t token, int64_t start_pos, int64_t count,
+                                                const std::function<bool(int32_t)>& on_token) {
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < count; ++i) {
+    const Tensor logits = forward(std::span<const int32_t>(&token, 1), start_pos + i, false);
+    token = argmax(logits.select(0, logits.dim(0) - 1).to(Device::cpu()).to(DType::F32).to_vector<float>());
+    out.push_back(token);
+    if (on_token && !on_token(token)) break;
+  }
+  return out;
 }
 
 RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerOptions& o) {
@@ -44,6 +57,29 @@ RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerO
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
   int64_t pos = int64_t(prompt.size());
+  const SamplingConfig& sc = o.sampling;
+  // Greedy without penalties is plain argmax: let the model run the steps (device-side argmax).
+  const bool plain_greedy = sc.greedy() && sc.repetition_penalty == 1.0f && sc.frequency_penalty == 0.0f &&
+                            sc.presence_penalty == 0.0f;
+  if (plain_greedy && o.max_tokens > 0) {
+    const int32_t first = argmax(logits.select(0, logits.dim(0) - 1).to(Device::cpu()).to(DType::F32).to_vector<float>());
+    bool stopped = false, halted = false;
+    auto take = [&](int32_t t) {
+      r.tokens.push_back(t);
+      const bool go_on = !o.on_token || o.on_token(t);
+      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), t) != o.stop_tokens.end()) stopped = true;
+      else if (!go_on) halted = true;
+      return !stopped && !halted;
+    };
+    if (take(first) && o.max_tokens > 1 && pos < ctx)
+      (void)model.decode_greedy(first, pos, std::min<int64_t>(o.max_tokens - 1, ctx - pos), take);
+    r.reason = stopped ? StopReason::StopToken
+               : halted ? StopReason::Callback
+               : int64_t(r.tokens.size()) >= o.max_tokens ? StopReason::MaxTokens
+                                                          : StopReason::ContextFull;
+    r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+    return r;
+  }
   while (true) {
     if (int64_t(r.tokens.size()) >= o.max_tokens) {
       r.reason = StopReason::MaxTokens;

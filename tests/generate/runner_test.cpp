@@ -61,6 +61,47 @@ TEST(Runner, StopTokensCallbackAndContext) {
   EXPECT_THROW(run(m, std::vector<int32_t>{11}, {}), Error);
 }
 
+// As CountingModel, with its own greedy loop (like the fused CUDA runtime's): counts its uses.
+class GreedyModel : public CountingModel {
+ public:
+  std::vector<int32_t> decode_greedy(int32_t token, int64_t start_pos, int64_t count,
+                                     const std::function<bool(int32_t)>& on_token) override {
+    ++greedy_calls;
+    EXPECT_EQ(start_pos, pos);
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < count; ++i) {
+      ++pos;
+      token = (token * 3 + 1) % 11;
+      out.push_back(token);
+      if (on_token && !on_token(token)) break;
+    }
+    return out;
+  }
+  int greedy_calls = 0;
+};
+
+TEST(Runner, PlainGreedyDecodesThroughTheModelsGreedyLoop) {
+  GreedyModel m;
+  std::vector<int32_t> prompt(3, 2);
+  auto r = run(m, prompt, {.max_tokens = 4, .prefill_chunk = 4, .sampling = {.temperature = 0.f}});
+  EXPECT_EQ(m.greedy_calls, 1);
+  EXPECT_EQ(m.calls, (std::vector<int64_t>{3}));  // the prefill only
+  EXPECT_EQ(r.tokens, (std::vector<int32_t>{7, 0, 1, 4}));
+  EXPECT_EQ(r.reason, StopReason::MaxTokens);
+  r = run(m, prompt, {.max_tokens = 50, .stop_tokens = {1}, .sampling = {.temperature = 0.f}});
+  EXPECT_EQ(r.tokens, (std::vector<int32_t>{7, 0, 1}));
+  EXPECT_EQ(r.reason, StopReason::StopToken);
+  m.ctx = 5;
+  r = run(m, prompt, {.max_tokens = 50, .sampling = {.temperature = 0.f}});
+  EXPECT_EQ(r.reason, StopReason::ContextFull);
+  EXPECT_EQ(r.tokens.size(), 3u);
+  // Penalties change the argmax and sampling needs the logits: both stay on the generic loop.
+  m.ctx = 100, m.greedy_calls = 0;
+  (void)run(m, prompt, {.max_tokens = 4, .sampling = {.temperature = 0.f, .repetition_penalty = 1.3f}});
+  (void)run(m, prompt, {.max_tokens = 4, .sampling = {.temperature = 0.7f}, .seed = 1});
+  EXPECT_EQ(m.greedy_calls, 0);
+}
+
 // A one-layer attention model over the streaming primitives: chunked prefill with the
 // windowed cache must give the logits of a full recomputation.
 class TinyAttentionModel : public CausalModel {

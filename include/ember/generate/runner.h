@@ -19,6 +19,11 @@ class CausalModel {
   // [1, vocab] for the last token only.
   virtual Tensor forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) = 0;
   virtual void reset() = 0;
+  // Greedy steps: feeds `token` at `start_pos`, then each step's argmax (first on ties), until
+  // `count` tokens or `on_token` (optional) returns false; returns the tokens. This default runs
+  // forward and takes the argmax on the host; a model that keeps it on the device overrides it.
+  virtual std::vector<int32_t> decode_greedy(int32_t token, int64_t start_pos, int64_t count,
+                                             const std::function<bool(int32_t)>& on_token);
 };
 
 enum class StopReason { StopToken, MaxTokens, ContextFull, Callback };
@@ -41,7 +46,8 @@ struct RunResult {
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
-// Resets the model, then prefills and decodes. The prompt must be non-empty and leave room in the
+// Resets the model, then prefills and decodes. Greedy sampling without penalties decodes through
+// CausalModel::decode_greedy (on CUDA gpt-oss: graph replays, no logits copied to the host). The prompt must be non-empty and leave room in the
 // context (a clear error says by how much it does not).
 RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerOptions& options);
 

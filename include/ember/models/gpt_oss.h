@@ -233,6 +233,9 @@ class CausalLM : public generate::CausalModel {
   // `on_token` (optional) sees each token as it arrives and may stop early by returning false.
   std::vector<int32_t> decode_greedy(int32_t token, int64_t count,
                                      const std::function<bool(int32_t)>& on_token = nullptr);
+  // generate::CausalModel's: the same from `start_pos` (rewinding first if it is earlier).
+  std::vector<int32_t> decode_greedy(int32_t token, int64_t start_pos, int64_t count,
+                                     const std::function<bool(int32_t)>& on_token) override;
   bool fused() const { return runtime_ != nullptr; }
   size_t device_bytes() const;  // fused runtime: KV cache and workspace on the device
 

@@ -219,15 +219,16 @@ Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, boo
 }
 
 std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t count, const std::function<bool(int32_t)>& on_token) {
+  return decode_greedy(token, position(), count, on_token);
+}
+
+std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t start_pos, int64_t count,
+                                             const std::function<bool(int32_t)>& on_token) {
+  if (start_pos < position()) EMBER_CHECK(rewind(start_pos), "gpt-oss: cannot go back from position {} to {}: the sliding window has moved on", position(), start_pos);
+  EMBER_CHECK(start_pos == position(), "gpt-oss: decode at position {} but the cache holds {} positions", start_pos,
+              position());
   if (runtime_) return runtime_->decode_greedy(token, count, on_token);
-  std::vector<int32_t> out;
-  for (int64_t i = 0; i < count; ++i) {
-    const Tensor logits = forward(std::span(&token, 1), position(), false);
-    token = generate::argmax(logits.to_vector<float>());
-    out.push_back(token);
-    if (on_token && !on_token(token)) break;
-  }
-  return out;
+  return generate::CausalModel::decode_greedy(token, start_pos, count, on_token);
 }
 
 void CausalLM::reset() {
