@@ -55,6 +55,16 @@ check generate-no-tokenizer 1 "$ember" generate --model "$src/tests/data/gpt_oss
 check generate-ids 0 "$ember" generate --model "$src/tests/data/gpt_oss/tiny_a" --tokens "1 2 3" --max-tokens 3 --ids
 check logits 0 "$ember" logits --model "$src/tests/data/gpt_oss/tiny_a" --tokens "1 2 3" --out "$tmp/l.npy"
 check model-missing 1 "$ember" logits --model "$tmp/nope" --tokens "1" --out "$tmp/l.npy" && expect_err model-missing "nope"
+# bench: the prefill/decode matrix and its JSON (on the CPU the matrix is opt-in).
+check bench-matrix 0 "$ember" bench --model "$src/tests/data/gpt_oss/tiny_a" --prompt-tokens 4 --decode-tokens 3 \
+  --prefill 8,16 --decode-context 0,20 --json
+for key in '"prefill":[{"prompt_tokens":8,' '{"prompt_tokens":16,' '"decode":[{"context":0,"tokens":3,' '{"context":20,"tokens":3,' \
+  '"bound_tokens_per_second":' '"engine":"ops"'; do
+  expect_out bench-matrix "$key"
+done
+check bench-text 0 "$ember" bench --model "$src/tests/data/gpt_oss/tiny_a" --prompt-tokens 4 --decode-tokens 2 --decode-context 5
+expect_out bench-text "decode   at      5:"
+check bench-context-too-long 1 "$ember" bench --model "$src/tests/data/gpt_oss/tiny_a" --decode-context 200000 && expect_err bench-context-too-long "decode context 200000"
 # model.bin: export (refusals, no overwrite, quiet when piped), inspect, verify, run from it.
 if [ -f "$vocab" ]; then
   mb="$tmp/mb"
