@@ -24,7 +24,7 @@ namespace ember::backend {
 
 struct GptOssDims {
   int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, experts = 0, experts_per_token = 0,
-          intermediate = 0, vocab = 0, sliding_window = 0, context = 0;
+          intermediate = 0, vocab = 0, sliding_window = 0;
   float eps = 1e-5f, swiglu_limit = 7.0f;
   std::vector<float> inv_freq;  // RoPE (YaRN) [head_dim / 2]
   float concentration = 1.0f;

@@ -399,7 +399,7 @@ __global__ void __launch_bounds__(512) attn_decode_kernel(AttnDecodeArgs a) {
   allow_next_kernel();
   const int64_t pos = *a.pos;
   const int64_t n = a.window > 0 ? lmin(pos + 1, a.window) : pos + 1, lo = pos + 1 - n;
-  // Shares of at least kMinShare keys: a short context takes one block per KV head (no merge),
+  // Shares of at least min_share keys: a short context takes one block per KV head (no merge),
   // a long one all `splits`. Blocks past the shares in use leave at once.
   const int used = int(lmin(a.splits, (n + a.min_share - 1) / a.min_share));
   if (s >= used) return;

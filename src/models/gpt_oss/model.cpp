@@ -172,7 +172,7 @@ std::unique_ptr<backend::GptOssRuntime> make_runtime(const Model& model, int64_t
   d.layers = c.num_hidden_layers, d.hidden = c.hidden_size, d.heads = c.num_attention_heads;
   d.kv_heads = c.num_key_value_heads, d.head_dim = c.head_dim, d.experts = c.num_experts;
   d.experts_per_token = c.experts_per_token, d.intermediate = c.intermediate_size, d.vocab = c.vocab_size;
-  d.sliding_window = c.sliding_window, d.context = c.context_length();
+  d.sliding_window = c.sliding_window;
   d.eps = float(c.rms_norm_eps), d.swiglu_limit = float(c.swiglu_limit);
   const nn::RopeFrequencies f = nn::rope_frequencies(c.rope());
   d.inv_freq = f.inv_freq, d.concentration = f.concentration;
