@@ -82,6 +82,20 @@ TEST(GptOssBench, RejectsBadCounts) {
   EXPECT_THROW(bench(kTinyA, o), Error);
 }
 
+// The arithmetic: a 20b decode step reads ~3.7 GB (attention 1.27 GB bf16, four experts a
+// layer 1.27 GB at 4.25 bits a weight, unembedding 1.16 GB), a 120b step ~5.0 GB; the K/V of the
+// context come on top (bf16 on the fused runtime, f32 on the ops path).
+TEST(GptOssBench, DecodeBytesFollowTheBandwidthArithmetic) {
+  const Config c20 = preset("20b"), c120 = preset("120b");
+  EXPECT_NEAR(decode_bytes_per_token(c20, 0) / 1e9, 3.71, 0.02);
+  EXPECT_NEAR(decode_bytes_per_token(c120, 0) / 1e9, 5.0, 0.1);
+  // 32k context: 12 full-attention layers read 32769 keys and values, 12 windowed ones 128.
+  const double kv = (12.0 * 32769 + 12.0 * 128) * 2 * 8 * 64 * 2;
+  EXPECT_NEAR(decode_bytes_per_token(c20, 32768) - decode_bytes_per_token(c20, 0), kv - 24.0 * 2 * 8 * 64 * 2, 1.0);
+  EXPECT_NEAR(decode_bytes_per_token(c20, 100, 4) - decode_bytes_per_token(c20, 100, 2),
+              decode_bytes_per_token(c20, 100, 2) - decode_bytes_per_token(c20, 100, 0), 1.0);
+}
+
 TEST(ProcessMemory, ReportsResidentBytes) {
   const ProcessMemory m = process_memory();
   EXPECT_GT(m.peak_resident, 0u);
