@@ -218,6 +218,11 @@ TEST(TokenizerO200k, KnownEncodings) {
   EXPECT_EQ(tok->special_or_throw("<|return|>"), 200002u);
   EXPECT_EQ(tok->special_or_throw("<|reserved_201087|>"), 201087u);
   EXPECT_EQ(tok->token_bytes(200018), "<|endofprompt|>");
+  // 200018 has two names (o200k_base's <|endofprompt|> and harmony's reserved range): both encode
+  // to it when special tokens are allowed, and it decodes as the first, so only that one round-trips.
+  EXPECT_EQ(tok->encode("<|reserved_200018|>", Specials::kAllow), (std::vector<Token>{200018}));
+  EXPECT_EQ(tok->encode("<|endofprompt|>", Specials::kAllow), (std::vector<Token>{200018}));
+  EXPECT_EQ(tok->decode(tok->encode("a<|reserved_200018|>b", Specials::kAllow)), "a<|endofprompt|>b");
   EXPECT_TRUE(tok->is_special(200012));
   EXPECT_FALSE(tok->is_special(13));
   EXPECT_THROW(tok->token_bytes(201088), Error);
