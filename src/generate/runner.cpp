@@ -18,12 +18,21 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
+namespace {
+
+// The argmax of logits' last row, wherever they live.
+int32_t last_row_argmax(const Tensor& logits) {
+  return argmax(logits.select(0, logits.dim(0) - 1).to(Device::cpu()).to(DType::F32).to_vector<float>());
+}
+
+}  // namespace
+
 std::vector<int32_t> CausalModel::decode_greedy(int32_t token, int64_t start_pos, int64_t count,
                                                 const std::function<bool(int32_t)>& on_token) {
   std::vector<int32_t> out;
   for (int64_t i = 0; i < count; ++i) {
     const Tensor logits = forward(std::span<const int32_t>(&token, 1), start_pos + i, false);
-    token = argmax(logits.select(0, logits.dim(0) - 1).to(Device::cpu()).to(DType::F32).to_vector<float>());
+    token = last_row_argmax(logits);
     out.push_back(token);
     if (on_token && !on_token(token)) break;
   }
@@ -62,7 +71,7 @@ RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerO
   const bool plain_greedy = sc.greedy() && sc.repetition_penalty == 1.0f && sc.frequency_penalty == 0.0f &&
                             sc.presence_penalty == 0.0f;
   if (plain_greedy && o.max_tokens > 0) {
-    const int32_t first = argmax(logits.select(0, logits.dim(0) - 1).to(Device::cpu()).to(DType::F32).to_vector<float>());
+    const int32_t first = last_row_argmax(logits);
     bool stopped = false, halted = false;
     auto take = [&](int32_t t) {
       r.tokens.push_back(t);

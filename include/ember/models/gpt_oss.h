@@ -240,6 +240,7 @@ class CausalLM : public generate::CausalModel {
   size_t device_bytes() const;  // fused runtime: KV cache and workspace on the device
 
  private:
+  void seek(int64_t start_pos);  // rewinds to start_pos if earlier; throws unless it is then position()
   const Model& model_;
   int64_t max_context_, max_chunk_;
   std::vector<nn::KVCache> caches_;

@@ -17,6 +17,14 @@ namespace ember::backend::cuda {
                            cudaGetErrorString(err_));                                            \
   } while (0)
 
+// For cuBLAS calls (the including file includes cublas_v2.h).
+#define EMBER_CUBLAS_CHECK(call)                                                                 \
+  do {                                                                                           \
+    cublasStatus_t st_ = (call);                                                                 \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                            \
+      ::ember::throw_error("cuBLAS error {} in {} ({}:{})", int(st_), #call, __FILE__, __LINE__); \
+  } while (0)
+
 // After a launch: configuration errors show up here, not at the call.
 #define EMBER_CUDA_LAUNCHED() EMBER_CUDA_CHECK(cudaGetLastError())
 

@@ -21,13 +21,6 @@ using namespace cuda;
 
 namespace {
 
-#define EMBER_CUBLAS(call)                                                                          \
-  do {                                                                                              \
-    cublasStatus_t st_ = (call);                                                                    \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                               \
-      ::ember::throw_error("cuBLAS error {} in {} ({}:{})", int(st_), #call, __FILE__, __LINE__);   \
-  } while (0)
-
 constexpr int kThreads = 256, kWarps = 8;
 constexpr int kMaxHeadDim = 64;
 constexpr int kAttnTile = 32;
@@ -225,7 +218,7 @@ __device__ __forceinline__ void dot_rows_mxfp4_shared(const uint8_t* const (&blo
   for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
 }
 
-// ---- MXFP4 x int8 (the default for decode): activations quantised per block of 32 to int8 with
+// ---- MXFP4 x int8 (decode with EMBER_GPT_OSS_EXPERTS=int8): activations quantised per block of 32 to int8 with
 // scale max|a|/127 (round to nearest even), products summed exactly in int32 (dp4a), each
 // block's sum scaled in f32. About 1.4 instructions a weight against ~5 for the f32 table
 // lookups, which leaves the expert kernels memory-bound.
@@ -974,11 +967,6 @@ struct LayerBuffers {
   int splits = 1;
 };
 
-template <typename T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
 class CudaGptOss final : public GptOssRuntime {
  public:
   CudaGptOss(int dev, const GptOssDims& d, const GptOssWeights& w, int64_t max_context, int64_t max_chunk)
@@ -994,9 +982,9 @@ class CudaGptOss final : public GptOssRuntime {
     for (int64_t l = 0; l < d_.layers; ++l) {
       const auto& lw = w.layers[size_t(l)];
       LayerBuffers b;
-      b.wq = ptr<uint16_t>(lw.q_w), b.wk = ptr<uint16_t>(lw.k_w), b.wv = ptr<uint16_t>(lw.v_w), b.wo = ptr<uint16_t>(lw.out_w);
-      b.w1b = ptr<uint8_t>(lw.mlp1_blocks), b.w1s = ptr<uint8_t>(lw.mlp1_scales);
-      b.w2b = ptr<uint8_t>(lw.mlp2_blocks), b.w2s = ptr<uint8_t>(lw.mlp2_scales);
+      b.wq = dptr<uint16_t>(lw.q_w), b.wk = dptr<uint16_t>(lw.k_w), b.wv = dptr<uint16_t>(lw.v_w), b.wo = dptr<uint16_t>(lw.out_w);
+      b.w1b = dptr<uint8_t>(lw.mlp1_blocks), b.w1s = dptr<uint8_t>(lw.mlp1_scales);
+      b.w2b = dptr<uint8_t>(lw.mlp2_blocks), b.w2s = dptr<uint8_t>(lw.mlp2_scales);
       b.attn_norm = f32(lw.attn_norm), b.sinks = f32(lw.sinks), b.out_b = f32(lw.out_b), b.mlp_norm = f32(lw.mlp_norm);
       b.qkv_b = cat({f32(lw.q_b), f32(lw.k_b), f32(lw.v_b)}, 0);
       b.gate_w = f32(lw.gate_w), b.gate_b = f32(lw.gate_b), b.b1 = f32(lw.mlp1_b), b.b2 = f32(lw.mlp2_b);
@@ -1015,17 +1003,19 @@ class CudaGptOss final : public GptOssRuntime {
       layers_.push_back(std::move(b));
     }
     embedding_ = w.embedding, unembedding_ = w.unembedding, norm_ = f32(w.norm);
-    std::vector<float> inv(d_.inv_freq.begin(), d_.inv_freq.end());
-    inv_freq_ = Tensor::from_vector(inv, {int64_t(inv.size())}).to(device);
+    inv_freq_ = Tensor::from_vector(d_.inv_freq, {int64_t(d_.inv_freq.size())}).to(device);
     const int64_t Nqkv = (d_.heads + 2 * d_.kv_heads) * D, Nq = d_.heads * D, k = d_.experts_per_token;
     auto buf = [&](Shape s, DType t) { return Tensor::empty(s, t, device); };
     x_ = buf({C, H}, DType::F32), y_ = buf({C, H}, DType::F32), a_ = buf({C, H}, DType::BF16), a32_ = buf({C, H}, DType::F32);
     qkv_ = buf({C, Nqkv}, DType::F32), qb_ = buf({C, Nq}, DType::BF16), ob_ = buf({C, Nq}, DType::BF16);
     q32_ = buf({Nq}, DType::F32), o32_ = buf({Nq}, DType::F32);
     router_ = buf({C, d_.experts}, DType::F32), idx_ = buf({C, k}, DType::I32), weight_ = buf({C, k}, DType::F32);
-    act_ = buf({C * k, d_.intermediate}, DType::F32);
-    xq_ = buf({C, H}, DType::U8), xscale_ = buf({C, H / 32}, DType::F32);
-    actq_ = buf({C * k, d_.intermediate}, DType::U8), actscale_ = buf({C * k, d_.intermediate / 32}, DType::F32);
+    if (int8_experts_) {
+      xq_ = buf({C, H}, DType::U8), xscale_ = buf({C, H / 32}, DType::F32);
+      actq_ = buf({C * k, d_.intermediate}, DType::U8), actscale_ = buf({C * k, d_.intermediate / 32}, DType::F32);
+    } else {
+      act_ = buf({C * k, d_.intermediate}, DType::F32);
+    }
     // The tiled prefill kernels (gpt_oss_prefill.cu) take head_dim 64 and H, I multiples of 64.
     tiled_attention_ = D == 64;
     tiled_moe_ = H % 64 == 0 && d_.intermediate % 64 == 0 && d_.experts <= 256;
@@ -1041,14 +1031,14 @@ class CudaGptOss final : public GptOssRuntime {
     tokens_ = buf({C}, DType::I32), pos_dev_ = buf({1}, DType::I64);
     EMBER_CUDA_CHECK(cudaMemsetAsync(counters_.raw_data(), 0, counters_.nbytes(), stream_));
     EMBER_CUDA_CHECK(cudaMallocHost(&host_tokens_, sizeof(int32_t) * 2));
-    EMBER_CUBLAS(cublasCreate(&cublas_));
-    EMBER_CUBLAS(cublasSetStream(cublas_, stream_));
+    EMBER_CUBLAS_CHECK(cublasCreate(&cublas_));
+    EMBER_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     // The router's f32 GEMM stays f32 (no TF32): a flipped expert choice is a different model.
-    EMBER_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
     for (const Tensor* t : {&x_, &y_, &a_, &a32_, &qkv_, &qb_, &ob_, &q32_, &o32_, &router_, &idx_,
                             &weight_, &act_, &xq_, &xscale_, &actq_, &actscale_, &partial_, &part_val_, &part_idx_, &counters_, &logits_,
                             &tokens_, &pos_dev_})
-      workspace_bytes_ += t->nbytes();
+      if (t->defined()) workspace_bytes_ += t->nbytes();
     for (const auto& b : layers_) workspace_bytes_ += b.k_cache.nbytes() + b.v_cache.nbytes();
     if (tiled_moe_) workspace_bytes_ += moe_workspace_.nbytes();
     set_position(0);
@@ -1107,7 +1097,7 @@ class CudaGptOss final : public GptOssRuntime {
     for (int64_t s = 0; s < T; s += max_chunk_) {
       const int64_t n = std::min(max_chunk_, T - s);
       const bool last_chunk = s + n == T;
-      prefill(tokens.subspan(size_t(s), size_t(n)), all_logits ? ptr<float>(all) + s * d_.vocab : nullptr,
+      prefill(tokens.subspan(size_t(s), size_t(n)), all_logits ? dptr<float>(all) + s * d_.vocab : nullptr,
               !all_logits && last_chunk);
     }
     if (all_logits) return all;
@@ -1153,7 +1143,7 @@ class CudaGptOss final : public GptOssRuntime {
     EMBER_CUDA_CHECK(cudaMemcpyAsync(pos_dev_.raw_data(), &p, sizeof p, cudaMemcpyHostToDevice, stream_));
   }
 
-  RopeArgs rope() const { return {ptr<float>(inv_freq_), d_.concentration}; }
+  RopeArgs rope() const { return {dptr<float>(inv_freq_), d_.concentration}; }
 
   // One decode step for `token` (host) through the graph; logits_ and tokens_[0] get the result.
   void step(int32_t token) {
@@ -1214,33 +1204,33 @@ class CudaGptOss final : public GptOssRuntime {
     const int H = int(d_.hidden), D = int(d_.head_dim), Hq = int(d_.heads), Hkv = int(d_.kv_heads);
     const int k = int(d_.experts_per_token), E = int(d_.experts);
     const size_t hsmem = sizeof(float) * size_t(H);
-    launch_pdl(embed_kernel, 1, kThreads, 0, stream_, (const uint16_t*)ptr<uint16_t>(embedding_),
-               (const int32_t*)ptr<int32_t>(tokens_), H, ptr<float>(x_));
+    launch_pdl(embed_kernel, 1, kThreads, 0, stream_, (const uint16_t*)dptr<uint16_t>(embedding_),
+               (const int32_t*)dptr<int32_t>(tokens_), H, dptr<float>(x_));
     mark("embed");
     for (auto& b : layers_) {
-      QkvDecodeArgs qa{ptr<float>(x_), ptr<float>(b.attn_norm), d_.eps, b.wq, b.wk, b.wv, ptr<float>(b.qkv_b), H, Hq,
-                       Hkv, D, rope(), ptr<int64_t>(pos_dev_), ptr<uint16_t>(b.k_cache), ptr<uint16_t>(b.v_cache),
-                       b.cap, ptr<float>(q32_)};
+      QkvDecodeArgs qa{dptr<float>(x_), dptr<float>(b.attn_norm), d_.eps, b.wq, b.wk, b.wv, dptr<float>(b.qkv_b), H, Hq,
+                       Hkv, D, rope(), dptr<int64_t>(pos_dev_), dptr<uint16_t>(b.k_cache), dptr<uint16_t>(b.v_cache),
+                       b.cap, dptr<float>(q32_)};
       const int pairs = (Hq + 2 * Hkv) * D / 2;
       launch_pdl(qkv_decode_kernel, (pairs + kWarps - 1) / kWarps, kThreads, hsmem, stream_, qa);
       mark("qkv");
-      AttnDecodeArgs aa{ptr<float>(q32_), ptr<uint16_t>(b.k_cache), ptr<uint16_t>(b.v_cache), b.cap,
-                        ptr<int64_t>(pos_dev_), b.window, ptr<float>(b.sinks), 1.0f / std::sqrt(float(D)), Hq, Hkv,
-                        D, b.splits, min_share_, ptr<float>(partial_), ptr<int>(counters_), ptr<float>(o32_)};
+      AttnDecodeArgs aa{dptr<float>(q32_), dptr<uint16_t>(b.k_cache), dptr<uint16_t>(b.v_cache), b.cap,
+                        dptr<int64_t>(pos_dev_), b.window, dptr<float>(b.sinks), 1.0f / std::sqrt(float(D)), Hq, Hkv,
+                        D, b.splits, min_share_, dptr<float>(partial_), dptr<int>(counters_), dptr<float>(o32_)};
       launch_pdl(attn_decode_kernel, dim3(unsigned(Hkv), unsigned(b.splits)), 32 * (Hq / Hkv), 0, stream_, aa);
       mark(b.window ? "attn_win" : "attn_full");
       launch_pdl(out_proj_decode_kernel, (H + kWarps - 1) / kWarps, kThreads, sizeof(float) * size_t(Hq * D), stream_,
-                 (const float*)ptr<float>(o32_), b.wo, (const float*)ptr<float>(b.out_b), Hq * D, H, ptr<float>(x_));
+                 (const float*)dptr<float>(o32_), b.wo, (const float*)dptr<float>(b.out_b), Hq * D, H, dptr<float>(x_));
       mark("out_proj");
-      RouterDecodeArgs ra{ptr<float>(x_), ptr<float>(b.mlp_norm), d_.eps, ptr<float>(b.gate_w), ptr<float>(b.gate_b),
-                          H, E, k, ptr<float>(router_), ptr<int>(counters_) + Hkv, ptr<int32_t>(idx_),
-                          ptr<float>(weight_), ptr<float>(a32_), int8_experts_ ? ptr<int8_t>(xq_) : nullptr,
-                          ptr<float>(xscale_)};
+      RouterDecodeArgs ra{dptr<float>(x_), dptr<float>(b.mlp_norm), d_.eps, dptr<float>(b.gate_w), dptr<float>(b.gate_b),
+                          H, E, k, dptr<float>(router_), dptr<int>(counters_) + Hkv, dptr<int32_t>(idx_),
+                          dptr<float>(weight_), dptr<float>(a32_), int8_experts_ ? dptr<int8_t>(xq_) : nullptr,
+                          int8_experts_ ? dptr<float>(xscale_) : nullptr};
       launch_pdl(router_decode_kernel, E, kThreads, hsmem, stream_, ra);
       mark("router");
       moe(b, 1, /*pdl=*/true);
     }
-    unembed(ptr<float>(x_), /*advance=*/true, /*pdl=*/true);
+    unembed(dptr<float>(x_), /*advance=*/true, /*pdl=*/true);
     mark("unembed");
   }
 
@@ -1261,33 +1251,33 @@ class CudaGptOss final : public GptOssRuntime {
       if (!pdl) {  // prefill: quantise the chunk's inputs (decode's router kernel did)
         const int64_t blocks = int64_t(T) * H / 32;
         quantize_rows_kernel<<<unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, stream_>>>(
-            ptr<float>(a32_), blocks, ptr<int8_t>(xq_), ptr<float>(xscale_));
+            dptr<float>(a32_), blocks, dptr<int8_t>(xq_), dptr<float>(xscale_));
         EMBER_CUDA_LAUNCHED();
       }
-      MoeQ8Args qa{ptr<int8_t>(xq_), ptr<float>(xscale_), ptr<int32_t>(idx_), ptr<float>(weight_), k, H, I, b.w1b,
-                   b.w1s, b.w2b, b.w2s, ptr<float>(b.b1), ptr<float>(b.b2), d_.swiglu_limit, ptr<int8_t>(actq_),
-                   ptr<float>(actscale_), ptr<float>(x_)};
+      MoeQ8Args qa{dptr<int8_t>(xq_), dptr<float>(xscale_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w1b,
+                   b.w1s, b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<int8_t>(actq_),
+                   dptr<float>(actscale_), dptr<float>(x_)};
       go(moe_up_q8_kernel, up, qa);
       mark("moe_up");
       go(moe_down_q8_kernel, down, qa);
       mark("moe_down");
       return;
     }
-    MoeUpArgs ua{ptr<float>(a32_), ptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, ptr<float>(b.b1), d_.swiglu_limit,
-                 ptr<float>(act_)};
+    MoeUpArgs ua{dptr<float>(a32_), dptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, dptr<float>(b.b1), d_.swiglu_limit,
+                 dptr<float>(act_)};
     go(moe_up_kernel, up, ua);
     mark("moe_up");
-    MoeDownArgs da{ptr<float>(act_), ptr<int32_t>(idx_), ptr<float>(weight_), k, H, I, b.w2b, b.w2s, ptr<float>(b.b2),
-                   ptr<float>(x_)};
+    MoeDownArgs da{dptr<float>(act_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w2b, b.w2s, dptr<float>(b.b2),
+                   dptr<float>(x_)};
     go(moe_down_kernel, dim3(unsigned((H / 2 + kWarps - 1) / kWarps), unsigned(T)), da);
     mark("moe_down");
   }
 
   void unembed(const float* xrow, bool advance, bool pdl = false) {
     const int H = int(d_.hidden);
-    UnembedArgs ua{xrow, ptr<float>(norm_), d_.eps, ptr<uint16_t>(unembedding_), H, int(d_.vocab), ptr<float>(logits_),
-                   ptr<float>(part_val_), ptr<int>(part_idx_), ptr<int>(counters_) + d_.kv_heads + 1,
-                   ptr<int32_t>(tokens_), ptr<int64_t>(pos_dev_), advance ? 1 : 0};
+    UnembedArgs ua{xrow, dptr<float>(norm_), d_.eps, dptr<uint16_t>(unembedding_), H, int(d_.vocab), dptr<float>(logits_),
+                   dptr<float>(part_val_), dptr<int>(part_idx_), dptr<int>(counters_) + d_.kv_heads + 1,
+                   dptr<int32_t>(tokens_), dptr<int64_t>(pos_dev_), advance ? 1 : 0};
     if (pdl) {
       launch_pdl(unembed_kernel, unsigned(unembed_blocks_), kThreads, sizeof(float) * size_t(H), stream_, ua);
       return;
@@ -1299,7 +1289,7 @@ class CudaGptOss final : public GptOssRuntime {
   // C[T, N] (f32, row stride ldc) = A[T, K] (bf16) x W[N, K]^T (bf16).
   void gemm_bf16(const uint16_t* A, const uint16_t* W, float* C, int64_t T, int64_t N, int64_t K, int64_t ldc, float beta = 0.f) {
     const float alpha = 1.0f;
-    EMBER_CUBLAS(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(T), int(K), &alpha, W, CUDA_R_16BF, int(K), A,
+    EMBER_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(T), int(K), &alpha, W, CUDA_R_16BF, int(K), A,
                               CUDA_R_16BF, int(K), &beta, C, CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
   }
@@ -1314,61 +1304,61 @@ class CudaGptOss final : public GptOssRuntime {
     const size_t hsmem = sizeof(float) * size_t(H);
     EMBER_CUDA_CHECK(cudaMemcpyAsync(tokens_.raw_data(), tokens.data(), sizeof(int32_t) * size_t(T),
                                      cudaMemcpyHostToDevice, stream_));
-    embed_kernel<<<unsigned(T), kThreads, 0, stream_>>>(ptr<uint16_t>(embedding_), ptr<int32_t>(tokens_), H, ptr<float>(x_));
+    embed_kernel<<<unsigned(T), kThreads, 0, stream_>>>(dptr<uint16_t>(embedding_), dptr<int32_t>(tokens_), H, dptr<float>(x_));
     EMBER_CUDA_LAUNCHED();
     for (auto& b : layers_) {
-      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(b.attn_norm), d_.eps, H,
-                                                                   ptr<uint16_t>(a_), nullptr);
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(dptr<float>(x_), dptr<float>(b.attn_norm), d_.eps, H,
+                                                                   dptr<uint16_t>(a_), nullptr);
       EMBER_CUDA_LAUNCHED();
-      float* qkv = ptr<float>(qkv_);
-      gemm_bf16(ptr<uint16_t>(a_), b.wq, qkv, T, int64_t(Hq) * D, H, Nqkv);
-      gemm_bf16(ptr<uint16_t>(a_), b.wk, qkv + int64_t(Hq) * D, T, int64_t(Hkv) * D, H, Nqkv);
-      gemm_bf16(ptr<uint16_t>(a_), b.wv, qkv + int64_t(Hq + Hkv) * D, T, int64_t(Hkv) * D, H, Nqkv);
-      QkvPrefillArgs qa{qkv, ptr<float>(b.qkv_b), int(T), Hq, Hkv, D, pos_, rope(), ptr<uint16_t>(b.k_cache),
-                        ptr<uint16_t>(b.v_cache), b.cap, ptr<uint16_t>(qb_)};
+      float* qkv = dptr<float>(qkv_);
+      gemm_bf16(dptr<uint16_t>(a_), b.wq, qkv, T, int64_t(Hq) * D, H, Nqkv);
+      gemm_bf16(dptr<uint16_t>(a_), b.wk, qkv + int64_t(Hq) * D, T, int64_t(Hkv) * D, H, Nqkv);
+      gemm_bf16(dptr<uint16_t>(a_), b.wv, qkv + int64_t(Hq + Hkv) * D, T, int64_t(Hkv) * D, H, Nqkv);
+      QkvPrefillArgs qa{qkv, dptr<float>(b.qkv_b), int(T), Hq, Hkv, D, pos_, rope(), dptr<uint16_t>(b.k_cache),
+                        dptr<uint16_t>(b.v_cache), b.cap, dptr<uint16_t>(qb_)};
       qkv_prefill_kernel<<<unsigned(T), kThreads, 0, stream_>>>(qa);
       EMBER_CUDA_LAUNCHED();
       gpt_oss::AttentionPrefillArgs aa;
       aa.T = int(T), aa.Hq = Hq, aa.Hkv = Hkv, aa.head_dim = D, aa.start_pos = pos_, aa.window = b.window, aa.cap = b.cap;
-      aa.scale = 1.0f / std::sqrt(float(D)), aa.q = ptr<uint16_t>(qb_), aa.k_cache = ptr<uint16_t>(b.k_cache);
-      aa.v_cache = ptr<uint16_t>(b.v_cache), aa.sinks = ptr<float>(b.sinks), aa.out = ptr<uint16_t>(ob_);
+      aa.scale = 1.0f / std::sqrt(float(D)), aa.q = dptr<uint16_t>(qb_), aa.k_cache = dptr<uint16_t>(b.k_cache);
+      aa.v_cache = dptr<uint16_t>(b.v_cache), aa.sinks = dptr<float>(b.sinks), aa.out = dptr<uint16_t>(ob_);
       attention(aa);
-      gemm_bf16(ptr<uint16_t>(ob_), b.wo, ptr<float>(y_), T, H, int64_t(Hq) * D, H);
-      residual_add_kernel<<<blocks_for(T * H), kThreads, 0, stream_>>>(ptr<float>(y_), ptr<float>(b.out_b), H, T * H,
-                                                                       ptr<float>(x_));
+      gemm_bf16(dptr<uint16_t>(ob_), b.wo, dptr<float>(y_), T, H, int64_t(Hq) * D, H);
+      residual_add_kernel<<<blocks_for(T * H), kThreads, 0, stream_>>>(dptr<float>(y_), dptr<float>(b.out_b), H, T * H,
+                                                                       dptr<float>(x_));
       EMBER_CUDA_LAUNCHED();
-      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(b.mlp_norm), d_.eps, H,
-                                                                   ptr<uint16_t>(a_), ptr<float>(a32_));
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(dptr<float>(x_), dptr<float>(b.mlp_norm), d_.eps, H,
+                                                                   dptr<uint16_t>(a_), dptr<float>(a32_));
       EMBER_CUDA_LAUNCHED();
       // Router in f32: logits[T, E] = a32 gate_w^T + gate_b.
       {
         const float alpha = 1.0f, beta = 0.0f;
-        EMBER_CUBLAS(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, E, int(T), H, &alpha, ptr<float>(b.gate_w), H,
-                                 ptr<float>(a32_), H, &beta, ptr<float>(router_), E));
+        EMBER_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, E, int(T), H, &alpha, dptr<float>(b.gate_w), H,
+                                 dptr<float>(a32_), H, &beta, dptr<float>(router_), E));
       }
-      add_bias(ptr<float>(router_), ptr<float>(b.gate_b), T, E);
-      topk_softmax_kernel<<<unsigned((T + 7) / 8), kThreads, 0, stream_>>>(ptr<float>(router_), int(T), E, k,
-                                                                          ptr<int32_t>(idx_), ptr<float>(weight_));
+      add_bias(dptr<float>(router_), dptr<float>(b.gate_b), T, E);
+      topk_softmax_kernel<<<unsigned((T + 7) / 8), kThreads, 0, stream_>>>(dptr<float>(router_), int(T), E, k,
+                                                                          dptr<int32_t>(idx_), dptr<float>(weight_));
       EMBER_CUDA_LAUNCHED();
       if (tiled_moe_ && T >= kTiledMoeMinTokens) {
         gpt_oss::MoePrefillArgs ma;
         ma.T = int(T), ma.H = H, ma.I = int(d_.intermediate), ma.E = E, ma.k = k, ma.swiglu_limit = d_.swiglu_limit;
-        ma.a = ptr<uint16_t>(a_), ma.idx = ptr<int32_t>(idx_), ma.weight = ptr<float>(weight_);
-        ma.w1_blocks = b.w1b, ma.w1_scales = b.w1s, ma.b1 = ptr<float>(b.b1);
-        ma.w2_blocks = b.w2b, ma.w2_scales = b.w2s, ma.b2 = ptr<float>(b.b2);
-        ma.x = ptr<float>(x_), ma.workspace = moe_workspace_.raw_data();
+        ma.a = dptr<uint16_t>(a_), ma.idx = dptr<int32_t>(idx_), ma.weight = dptr<float>(weight_);
+        ma.w1_blocks = b.w1b, ma.w1_scales = b.w1s, ma.b1 = dptr<float>(b.b1);
+        ma.w2_blocks = b.w2b, ma.w2_scales = b.w2s, ma.b2 = dptr<float>(b.b2);
+        ma.x = dptr<float>(x_), ma.workspace = moe_workspace_.raw_data();
         gpt_oss::moe_prefill(ma, stream_);
       } else {
         moe(b, int(T), /*pdl=*/false);
       }
     }
     if (all) {
-      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(ptr<float>(x_), ptr<float>(norm_), d_.eps, H,
-                                                                   ptr<uint16_t>(a_), nullptr);
+      norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(dptr<float>(x_), dptr<float>(norm_), d_.eps, H,
+                                                                   dptr<uint16_t>(a_), nullptr);
       EMBER_CUDA_LAUNCHED();
-      gemm_bf16(ptr<uint16_t>(a_), ptr<uint16_t>(unembedding_), all, T, d_.vocab, H, d_.vocab);
+      gemm_bf16(dptr<uint16_t>(a_), dptr<uint16_t>(unembedding_), all, T, d_.vocab, H, d_.vocab);
     }
-    if (last) unembed(ptr<float>(x_) + (T - 1) * H, /*advance=*/false);
+    if (last) unembed(dptr<float>(x_) + (T - 1) * H, /*advance=*/false);
     set_position(pos_ + T);
   }
 

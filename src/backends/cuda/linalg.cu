@@ -13,13 +13,6 @@ using namespace cuda;
 
 namespace {
 
-#define EMBER_CUBLAS_CHECK(call)                                                           \
-  do {                                                                                     \
-    cublasStatus_t st_ = (call);                                                           \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                      \
-      ::ember::throw_error("cuBLAS error {} in {} ({}:{})", int(st_), #call, __FILE__, __LINE__); \
-  } while (0)
-
 cublasHandle_t handle_for(int device, cudaStream_t stream) {
   static std::mutex mutex;
   static std::vector<cublasHandle_t> handles;

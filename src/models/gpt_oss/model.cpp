@@ -5,7 +5,6 @@
 
 #include "backends/gpt_oss_runtime.h"
 #include "ember/formats/modelbin.h"
-#include "ember/generate/sampler.h"
 #include "ember/models/gpt_oss.h"
 #include "ember/nn/attention.h"
 #include "ember/nn/streaming_attention.h"
@@ -210,10 +209,16 @@ CausalLM::CausalLM(const Model& model, int64_t max_context, int64_t max_chunk, E
 CausalLM::~CausalLM() = default;
 CausalLM::CausalLM(CausalLM&&) noexcept = default;
 
-Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) {
-  if (start_pos < position()) EMBER_CHECK(rewind(start_pos), "gpt-oss: cannot go back from position {} to {}: the sliding window has moved on", position(), start_pos);
-  EMBER_CHECK(start_pos == position(), "gpt-oss: forward at position {} but the cache holds {} positions", start_pos,
+void CausalLM::seek(int64_t start_pos) {
+  if (start_pos < position())
+    EMBER_CHECK(rewind(start_pos), "gpt-oss: cannot go back from position {} to {}: the sliding window has moved on",
+                position(), start_pos);
+  EMBER_CHECK(start_pos == position(), "gpt-oss: input at position {} but the cache holds {} positions", start_pos,
               position());
+}
+
+Tensor CausalLM::forward(std::span<const int32_t> tokens, int64_t start_pos, bool all_logits) {
+  seek(start_pos);
   if (runtime_) return runtime_->forward(tokens, all_logits);
   return model_.forward(std::vector<int32_t>(tokens.begin(), tokens.end()), start_pos, &caches_, !all_logits);
 }
@@ -224,9 +229,7 @@ std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t count, const
 
 std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t start_pos, int64_t count,
                                              const std::function<bool(int32_t)>& on_token) {
-  if (start_pos < position()) EMBER_CHECK(rewind(start_pos), "gpt-oss: cannot go back from position {} to {}: the sliding window has moved on", position(), start_pos);
-  EMBER_CHECK(start_pos == position(), "gpt-oss: decode at position {} but the cache holds {} positions", start_pos,
-              position());
+  seek(start_pos);
   if (runtime_) return runtime_->decode_greedy(token, count, on_token);
   return generate::CausalModel::decode_greedy(token, start_pos, count, on_token);
 }
