@@ -3,10 +3,11 @@
 // step, greedy generation token for token, rewinding. The CPU path is itself checked against
 // OpenAI's torch reference (gpt_oss_test.cpp).
 //
-// Numerics. Decode keeps activations f32 and reads bf16 K/V; prefill multiplies on tensor cores
-// with activations rounded to bf16. (EMBER_GPT_OSS_EXPERTS=int8 quantises the experts'
-// activations in decode: checked separately, it is the one rounding here that a near tie can
-// amplify past any useful logit tolerance.) On these random-weight models that is not a small difference:
+// Numerics. Decode keeps activations f32 except the experts' (bf16, on tensor cores) and reads
+// bf16 K/V; prefill multiplies on tensor cores with activations rounded to bf16.
+// EMBER_GPT_OSS_EXPERTS=f32 keeps the experts' activations f32 too (checked separately), and
+// EMBER_GPT_OSS_EXPERTS=int8 quantises them (checked separately: it is the one rounding here
+// that a near tie can amplify past any useful logit tolerance). On these random-weight models that is not a small difference:
 // rounding moves the residual stream enough to flip near-tied router choices in later layers, and
 // a flipped expert moves some logits by up to half of the largest |logit| (the CPU path with the
 // runtime's rounding points emulated, Model::set_activation_rounding, moves by as much as the GPU does:
@@ -85,10 +86,13 @@ class GptOssCuda : public testing::TestWithParam<uint64_t> {
 // The all-logits path multiplies the final activations on tensor cores; the last token's logits
 // come from an f32 GEMV.
 Model::ActivationRounding prefill_rounding(int64_t chunk, bool all_logits) {
-  return {.attention_input = true, .qkv = true, .attention_output = true, .mlp = chunk >= 8,
-          .unembedding_input = all_logits};
+  (void)chunk;  // grouped GEMM from 8 tokens, the decode kernels below: both bf16
+  return {.attention_input = true, .qkv = true, .attention_output = true, .mlp = true, .unembedding_input = all_logits};
 }
-Model::ActivationRounding decode_rounding(bool int8_experts = false) { return {.kv = true, .expert_int8 = int8_experts}; }
+enum class Experts { Bf16, F32, Int8 };
+Model::ActivationRounding decode_rounding(Experts e = Experts::Bf16) {
+  return {.kv = true, .mlp = e == Experts::Bf16, .expert_int8 = e == Experts::Int8};
+}
 
 void expect_close(const Diff& d, const std::string& what) {
   EXPECT_LE(d.max_diff, kRelTolerance * d.max_ref) << what << ": max |dlogit| " << d.max_diff << " of max |logit| "
@@ -165,7 +169,7 @@ TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
   const Tensor a = gpu.forward(head, 0, false), b = cpu.forward(head, 0, false);
   expect_close(compare(a, b), "prefill");
   const int32_t first = generate::argmax(b.to_vector<float>());
-  cpu_->set_activation_rounding(decode_rounding(true));
+  cpu_->set_activation_rounding(decode_rounding(Experts::Int8));
   // The first step, before quantisation boundaries can compound: close logits.
   expect_close(compare(gpu.forward(std::span(&first, 1), 16, false), cpu.forward(std::span(&first, 1), 16, false)),
                "first decode step");
@@ -177,13 +181,38 @@ TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
   EXPECT_EQ(got, want);
 }
 
+TEST_P(GptOssCuda, F32ExpertsMatchTheCpuPathWithoutTheirRounding) {
+  setenv("EMBER_GPT_OSS_EXPERTS", "f32", 1);  // read when a runtime is made
+  CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 16, Engine::Fused);
+  unsetenv("EMBER_GPT_OSS_EXPERTS");
+  std::span<const int32_t> head(prompt_.data(), 16);
+  cpu_->set_activation_rounding(prefill_rounding(16, false));
+  const Tensor a = gpu.forward(head, 0, false), b = cpu.forward(head, 0, false);
+  expect_close(compare(a, b), "prefill");
+  cpu_->set_activation_rounding(decode_rounding(Experts::F32));
+  for (size_t i = 16; i < prompt_.size(); ++i)
+    expect_close(compare(gpu.forward(std::span(&prompt_[i], 1), int64_t(i), false),
+                         cpu.forward(std::span(&prompt_[i], 1), int64_t(i), false)),
+                 "position " + std::to_string(i));
+  cpu.reset(), gpu.reset();  // the windowed ring cannot rewind that far
+  cpu_->set_activation_rounding(prefill_rounding(16, false));
+  (void)gpu.forward(head, 0, false), (void)cpu.forward(head, 0, false);
+  cpu_->set_activation_rounding(decode_rounding(Experts::F32));
+  const int32_t first = generate::argmax(b.to_vector<float>());
+  EXPECT_EQ(gpu.decode_greedy(first, 64), cpu.decode_greedy(first, 64));
+}
+
 TEST_P(GptOssCuda, DecodeAttentionSharesMergeAsOneBlock) {
   // Short shares split even these short contexts over many blocks per KV head, which then merge
   // their softmax partials: the same logits as one block per head, to f32 summation order.
-  setenv("EMBER_GPT_OSS_ATTN_SHARE", "3", 1);  // experts f32 (default): nothing else rounds differently
+  // f32 experts: bf16 ones would turn summation-order differences into rounding flips.
+  setenv("EMBER_GPT_OSS_EXPERTS", "f32", 1);
+  setenv("EMBER_GPT_OSS_ATTN_SHARE", "3", 1);
   CausalLM split(*gpu_, 256, 16, Engine::Fused);
-  unsetenv("EMBER_GPT_OSS_ATTN_SHARE");
+  setenv("EMBER_GPT_OSS_ATTN_SHARE", "100000", 1);  // one block a KV head
   CausalLM whole(*gpu_, 256, 16, Engine::Fused);
+  unsetenv("EMBER_GPT_OSS_ATTN_SHARE");
+  unsetenv("EMBER_GPT_OSS_EXPERTS");
   std::span<const int32_t> head(prompt_.data(), 16);
   (void)split.forward(head, 0, false), (void)whole.forward(head, 0, false);
   for (size_t i = 16; i < prompt_.size(); ++i) {

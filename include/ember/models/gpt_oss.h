@@ -98,9 +98,10 @@ class Model {
 
   // Where the op-by-op forward pass rounds activations, to reproduce the fused CUDA runtime's
   // numerics on any device (tests); all off by default: f32 throughout, the reference. The
-  // runtime's prefill rounds to bf16 at every point but `kv`'s (its experts only in chunks of at
-  // least 8 tokens, which run as one grouped GEMM; smaller chunks run them like decode); its decode
-  // step rounds K/V to bf16 (and, with EMBER_GPT_OSS_EXPERTS=int8, `expert_int8`).
+  // runtime's prefill rounds to bf16 at every point but `kv`'s; its decode step rounds K/V and
+  // the experts' activations (`mlp`) to bf16. With EMBER_GPT_OSS_EXPERTS=f32 the experts' stay
+  // f32 (no `mlp`) in decode and in prefill chunks under 8 tokens, which run them like decode;
+  // with EMBER_GPT_OSS_EXPERTS=int8 `expert_int8` replaces `mlp` there.
   struct ActivationRounding {
     bool attention_input = false;    // bf16: the normed input of the q/k/v projections
     bool qkv = false;                // bf16: q, and k/v as cached (after RoPE)

@@ -3,6 +3,8 @@
 // in device memory so that the graph replays unchanged. Prefill runs the same layers for a chunk of
 // tokens with cuBLAS for the dense projections.
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
@@ -48,6 +50,15 @@ __device__ float block_sum(float v, float* red) {
   if (lane == 0) red[w] = v;
   __syncthreads();
   return warp_sum(lane < int(blockDim.x / 32) ? red[lane] : 0.f);
+}
+
+__device__ float block_max(float v, float* red) {
+  v = warp_max(v);
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  return warp_max(lane < int(blockDim.x / 32) ? red[lane] : -INFINITY);
 }
 
 __device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -171,53 +182,6 @@ __device__ __forceinline__ void init_fp4_lut(float* lut) {
   }
 }
 
-// One 32-value MXFP4 block (16 bytes; byte j: value 2j low nibble, 2j+1 high) against 32 f32
-// held in registers.
-__device__ __forceinline__ float fp4_block_dot_reg(uint4 w, const float (&x)[32], const float* lut) {
-  const uint32_t q[4] = {w.x, w.y, w.z, w.w};
-  float acc = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k)
-#pragma unroll
-    for (int n = 0; n < 8; ++n) acc = fmaf(lut[(q[k] >> (4 * n)) & 15], x[8 * k + n], acc);
-  return acc;
-}
-
-// Dots of R MXFP4 rows (nb blocks each); rows g*G .. g*G+G-1 share the f32 activations x[g]
-// (nb*32), loaded once a block for all of them. Every lane gets the sums; f32 throughout, like
-// the CPU path.
-template <int R, int G>
-__device__ __forceinline__ void dot_rows_mxfp4_shared(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
-                                                      const float* const (&x)[R / G], int nb, int lane,
-                                                      const float* lut, float (&out)[R]) {
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  for (int b = lane; b < nb; b += 32) {
-    uint4 w[R];
-    uint32_t sc[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      w[r] = ld_stream(reinterpret_cast<const uint4*>(blocks[r]) + b);
-      sc[r] = __ldg(scales[r] + b);
-    }
-#pragma unroll
-    for (int g = 0; g < R / G; ++g) {
-      float xv[32];
-      const float4* x4 = reinterpret_cast<const float4*>(x[g] + b * 32);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const float4 v = __ldg(x4 + i);
-        xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
-      }
-#pragma unroll
-      for (int j = 0; j < G; ++j) acc[g * G + j] = fmaf(fp4_block_dot_reg(w[g * G + j], xv, lut), ue8(sc[g * G + j]), acc[g * G + j]);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
-}
-
 // ---- MXFP4 x int8 (decode with EMBER_GPT_OSS_EXPERTS=int8): activations quantised per block of 32 to int8 with
 // scale max|a|/127 (round to nearest even), products summed exactly in int32 (dp4a), each
 // block's sum scaled in f32. About 1.4 instructions a weight against ~5 for the f32 table
@@ -248,33 +212,80 @@ __device__ __forceinline__ float half_ue8(uint32_t s) {
   return s >= 2 ? __uint_as_float((s - 1) << 23) : ldexpf(1.0f, int(s) - 128);
 }
 
-// Dots of R MXFP4 rows, row r against its own int8 activations xq[r] (nb*32) with per-block
-// scales xs[r]; every lane gets the sums.
-template <int R>
-__device__ __forceinline__ void dot_rows_mxfp4_q8(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
-                                                  const int8_t* const (&xq)[R], const float* const (&xs)[R], int nb,
-                                                  int lane, float (&out)[R]) {
+__device__ __forceinline__ uint32_t ld_stream_u32(const void* p) {
+  uint32_t r;
+  asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
+  return r;
+}
+
+// One 32-bit word of an MXFP4 block (8 codes, value i in nibble i) against 8 f32 activations
+// (lo: values 0-3, hi: 4-7), two accumulator chains.
+__device__ __forceinline__ float fp4_word_dot(uint32_t q, float4 lo, float4 hi, const float* lut) {
+  float s0 = lut[q & 15] * lo.x, s1 = lut[(q >> 4) & 15] * lo.y;
+  s0 = fmaf(lut[(q >> 8) & 15], lo.z, s0), s1 = fmaf(lut[(q >> 12) & 15], lo.w, s1);
+  s0 = fmaf(lut[(q >> 16) & 15], hi.x, s0), s1 = fmaf(lut[(q >> 20) & 15], hi.y, s1);
+  s0 = fmaf(lut[(q >> 24) & 15], hi.z, s0), s1 = fmaf(lut[q >> 28], hi.w, s1);
+  return s0 + s1;
+}
+
+// The activations of an expert GEMV: f32 (x) or, with EMBER_GPT_OSS_EXPERTS=int8, int8 per block
+// of 32 (q) with one f32 scale a block (s).
+struct ExpertInput {
+  float* x;
+  int8_t* q;
+  float* s;
+};
+
+// Dots of R MXFP4 rows (nb blocks each); rows g*G .. g*G+G-1 share the activations in[g]. A lane
+// takes one 4-byte word (8 values) of a row at a time, so a warp reads 128 contiguous bytes of
+// each row and 1 KB of contiguous f32 activations an instruction (a lane per 16-byte block made
+// the activation loads touch 32 lines each, which bound these kernels); U words a lane are loaded
+// before any is used. Every lane gets the sums.
+template <int R, int G, int U, bool Q8>
+__device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
+                                               const ExpertInput (&in)[R / G], int nb, int lane, const float* lut,
+                                               float (&out)[R]) {
+  const int words = nb * 4;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  for (int b = lane; b < nb; b += 32) {
-    uint4 w[R];
-    uint32_t sc[R];
+  for (int w0 = lane; w0 < words; w0 += 32 * U) {
+    uint32_t q[U][R], sc[U][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      w[r] = ld_stream(reinterpret_cast<const uint4*>(blocks[r]) + b);
-      sc[r] = __ldg(scales[r] + b);
-    }
+    for (int u = 0; u < U; ++u)
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      // Rows sharing activations reload them from L1; the compiler keeps them when it can.
-      const int4 xa = *reinterpret_cast<const int4*>(xq[r] + b * 32), xb = *reinterpret_cast<const int4*>(xq[r] + b * 32 + 16);
-      int pos = 0, neg = 0;
-      fp4x8_dot_i8(w[r].x, xa.x, xa.y, pos, neg);
-      fp4x8_dot_i8(w[r].y, xa.z, xa.w, pos, neg);
-      fp4x8_dot_i8(w[r].z, xb.x, xb.y, pos, neg);
-      fp4x8_dot_i8(w[r].w, xb.z, xb.w, pos, neg);
-      acc[r] = fmaf(float(pos - neg), xs[r][b] * half_ue8(sc[r]), acc[r]);
+      for (int r = 0; r < R; ++r)
+        if (w0 + 32 * u < words) {
+          const int w = w0 + 32 * u;
+          q[u][r] = ld_stream_u32(blocks[r] + 4 * size_t(w));
+          sc[u][r] = __ldg(scales[r] + (w >> 2));
+        }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int w = w0 + 32 * u;
+      if (w >= words) break;
+#pragma unroll
+      for (int g = 0; g < R / G; ++g) {
+        if constexpr (Q8) {
+          const int2 xv = __ldg(reinterpret_cast<const int2*>(in[g].q) + w);
+          const float xs = __ldg(in[g].s + (w >> 2));
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            const int r = g * G + j;
+            int pos = 0, neg = 0;
+            fp4x8_dot_i8(q[u][r], xv.x, xv.y, pos, neg);
+            acc[r] = fmaf(float(pos - neg), xs * half_ue8(sc[u][r]), acc[r]);
+          }
+        } else {
+          const float4* x4 = reinterpret_cast<const float4*>(in[g].x) + 2 * w;
+          const float4 lo = __ldg(x4), hi = __ldg(x4 + 1);
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            const int r = g * G + j;
+            acc[r] = fmaf(fp4_word_dot(q[u][r], lo, hi, lut), ue8(sc[u][r]), acc[r]);
+          }
+        }
+      }
     }
   }
 #pragma unroll
@@ -287,6 +298,95 @@ __device__ __forceinline__ void quantize32(float v, int lane, int8_t* q, float* 
   const float s = amax / 127.0f;
   q[lane] = int8_t(s > 0.f ? __float2int_rn(v / s) : 0);
   if (lane == 0) *scale = s;
+}
+
+// ---- bf16 experts (the default): the experts' activations rounded to bf16, as in prefill, and held
+// exactly in f16 after a power-of-two scale; FP4 codes turned into f16 in registers; products on
+// tensor cores (mma.m16n8k16, f32 accumulation), each 32-value block's sum scaled in f32. ~2.5
+// instructions a weight against ~6 for the f32 table lookups.
+
+// The exponent p that puts max|a| in [2^14, 2^15) once scaled by 2^p: bf16 values down to 2^-14
+// below the maximum stay exact in f16 (normal), smaller ones lose low bits (relative 2^-25 of the max).
+__device__ __forceinline__ int f16_exponent(float amax) {
+  if (!(amax > 0.f) || !isfinite(amax)) return 0;
+  int e;
+  frexpf(amax, &e);  // amax in [2^(e-1), 2^e)
+  const int p = 15 - e;
+  return p < -60 ? -60 : p > 60 ? 60 : p;
+}
+__device__ __forceinline__ uint16_t f16_scaled(float v, int p) {
+  return __half_as_ushort(__float2half_rn(ldexpf(__bfloat162float(__float2bfloat16_rn(v)), p)));
+}
+// Where value i of an activation vector goes: the values (r, r+4) of each word of 8 sit side by
+// side, the order fp4_pair_f16 produces the codes in, so a lane loads its mma operands in one go.
+__device__ __forceinline__ int f16_pair_index(int i) { return (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1); }
+
+// Codes I and I+4 of a word (code i in nibble i) as f16x2 holding value * 2^-14, exactly: each
+// code moved to the top of its half, its sign left there and its exponent and mantissa bits
+// shifted under f16's low exponent bits (E2M1's 0.5 becomes an f16 subnormal).
+template <int I>
+__device__ __forceinline__ uint32_t fp4_pair_f16(uint32_t q) {
+  const uint32_t a = q << (4 * (3 - I));
+  return (a & 0x80008000u) | ((a >> 3) & 0x0E000E00u);
+}
+
+// c = A B (+ c) for one m16n8k16 f16 tile, f32 accumulation.
+__device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                        uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t ld_weight_u32(const uint8_t* p) {
+  uint32_t r;
+  asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(r) : "l"(p));
+  return r;
+}
+
+// U blocks of 16 MXFP4 rows as lane (g, t) holds them: word t of each block for rows g and g+8,
+// their scale bytes, and the lane's 16 bytes of f16 activations for each block.
+template <int U>
+struct Fp4Batch {
+  uint32_t qa[U], qb[U], ea[U], eb[U];
+  uint4 x[U];
+};
+
+// Dots of 16 MXFP4 rows (a warp; lane (g, t) holds rows g and g+8 at ra and rb, scales sa and sb)
+// with one f16 activation vector x (pair order, 16 bytes a lane and block) over blocks [lo, hi):
+// the lanes of a quad hold words t of one block, the activation is the same in all 8 columns of
+// B, so c[0] and c[2] are the block's sums for rows g and g+8, each scaled by its block's 2^(s-127)
+// in f32. The result is in units of 2^-14 (the codes) and 2^p (the activation): the caller
+// scales it. A lane loads U blocks before multiplying any. Measured against the alternatives on an
+// H100 (20b, decode): the loads, not the arithmetic, bound it (with the products left out the two
+// kernels ran only 12% and 17% faster); bulk copies into shared memory and register
+// double-buffering were slower.
+template <int U>
+__device__ __forceinline__ void dot16_mxfp4_f16(const uint8_t* ra, const uint8_t* rb, const uint8_t* sa,
+                                                const uint8_t* sb, const uint4* x, int lo, int hi, int t,
+                                                float& acc_a, float& acc_b) {
+  for (int b = lo; b < hi; b += U) {
+    Fp4Batch<U> f;
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (b + u < hi) {
+        f.qa[u] = ld_weight_u32(ra + 16 * size_t(b + u)), f.qb[u] = ld_weight_u32(rb + 16 * size_t(b + u));
+        f.ea[u] = __ldg(sa + b + u), f.eb[u] = __ldg(sb + b + u);
+        f.x[u] = __ldg(x + 4 * (b + u) + t);
+      }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (b + u >= hi) break;
+      float c[4] = {0.f, 0.f, 0.f, 0.f};
+      mma_f16(c, fp4_pair_f16<0>(f.qa[u]), fp4_pair_f16<0>(f.qb[u]), fp4_pair_f16<1>(f.qa[u]), fp4_pair_f16<1>(f.qb[u]),
+              f.x[u].x, f.x[u].y);
+      mma_f16(c, fp4_pair_f16<2>(f.qa[u]), fp4_pair_f16<2>(f.qb[u]), fp4_pair_f16<3>(f.qa[u]), fp4_pair_f16<3>(f.qb[u]),
+              f.x[u].z, f.x[u].w);
+      // 2^(s-127); a zero scale byte (2^-127) counts as 0, below anything f32 could add up to here.
+      acc_a = fmaf(c[0], __uint_as_float(f.ea[u] << 23), acc_a);
+      acc_b = fmaf(c[2], __uint_as_float(f.eb[u] << 23), acc_b);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- kernels
@@ -522,6 +622,8 @@ struct RouterDecodeArgs {
   float* t;        // [H] the normed input for the experts
   int8_t* xq;      // [H] the same quantised per block of 32 (int8 experts)
   float* xscale;   // [H/32]
+  uint16_t* xh;    // [H] the same as scaled f16, pair order (bf16 experts)
+  int* xexp;       // [1] its scale's exponent
 };
 
 // rms_norm + router logits, one block per expert (the whole block on one row keeps it short);
@@ -537,7 +639,16 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
   wait_previous_kernel();
   allow_next_kernel();
   norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x) a.t[i] = xs[i];
+  if (a.t)
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x) a.t[i] = xs[i];
+  if (a.xh) {
+    float m = 0.f;
+    for (int i = threadIdx.x; i < a.H; i += blockDim.x) m = fmaxf(m, fabsf(xs[i]));
+    const int p = f16_exponent(block_max(m, red));
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x)
+      a.xh[f16_pair_index(i)] = f16_scaled(xs[i], p);
+    if (blockIdx.x == 0 && threadIdx.x == 0) *a.xexp = p;
+  }
   if (a.xq)
     for (int b = blockIdx.x + int(gridDim.x) * w; b < a.H / 32; b += int(gridDim.x) * kWarps)
       quantize32(xs[b * 32 + lane], lane, a.xq + b * 32, a.xscale + b);
@@ -562,21 +673,31 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
   if (lane == 0) *a.counter = 0;
 }
 
-struct MoeUpArgs {
-  const float* t;       // [T, H] the normed input
+// A decode step's warps fit one wave of 132 SMs: 2880 up-projection warps (4 experts x 5760 rows / 8)
+// at 3 blocks of 8 warps an SM (85 registers), 1440 down-projection warps at 2 (128 registers);
+// 2 words a lane and row in flight fit both.
+constexpr int kUpBlocksPerSm = 3, kDownBlocksPerSm = 2, kExpertUnroll = 2;
+
+struct MoeArgs {
+  ExpertInput t;        // [T, H] the normed input (q, s: quantised, int8 mode)
   const int32_t* idx;   // [T, k]
+  const float* weight;  // [T, k]
   int k, H, I;
-  const uint8_t *blocks, *scales;  // [E, 2I, H/32, 16], [E, 2I, H/32]
-  const float* bias;               // [E, 2I]
+  const uint8_t *w1b, *w1s, *w2b, *w2s;  // [E, 2I, H/32, 16], [E, 2I, H/32]; [E, H, I/32, 16], [E, H, I/32]
+  const float *b1, *b2;                  // [E, 2I], [E, H]
   float limit;
-  float* act;  // [T*k, I]
+  ExpertInput act;  // [T*k, I] SwiGLU outputs (q, s: quantised, int8 mode)
+  float* x;         // [T, H] += sum_s weight * (W2 act + b2)
 };
 
 // Clamped SwiGLU of the up projection: a warp takes 4 consecutive j (glu and linear rows
-// together, 8 rows in flight). grid (I/32, k, T).
-__global__ void __launch_bounds__(kThreads) moe_up_kernel(MoeUpArgs a) {
+// together, 8 rows in flight); int8 mode quantises the block's 32 outputs for the down projection.
+// grid (I/32, k, T).
+template <bool Q8>
+__global__ void __launch_bounds__(kThreads, kUpBlocksPerSm) moe_up_kernel(MoeArgs a) {
   __shared__ float lut[16];
-  init_fp4_lut(lut);
+  __shared__ float act[32];
+  if constexpr (!Q8) init_fp4_lut(lut);
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   wait_previous_kernel();
   allow_next_kernel();
@@ -585,41 +706,41 @@ __global__ void __launch_bounds__(kThreads) moe_up_kernel(MoeUpArgs a) {
   const int j0 = blockIdx.x * 32 + w * 4;
   const uint8_t* blocks[8];
   const uint8_t* scales[8];
-  const float* x[1] = {a.t + size_t(t) * a.H};
 #pragma unroll
   for (int r = 0; r < 8; ++r) {
     const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
-    blocks[r] = a.blocks + row * nb * 16;
-    scales[r] = a.scales + row * nb;
+    blocks[r] = a.w1b + row * nb * 16, scales[r] = a.w1s + row * nb;
   }
+  const ExpertInput in[1] = {{Q8 ? nullptr : a.t.x + size_t(t) * a.H, Q8 ? a.t.q + size_t(t) * a.H : nullptr,
+                              Q8 ? a.t.s + size_t(t) * nb : nullptr}};
   float d[8];
-  dot_rows_mxfp4_shared<8, 8>(blocks, scales, x, nb, lane, lut, d);
+  dot_rows_mxfp4<8, 8, kExpertUnroll, Q8>(blocks, scales, in, nb, lane, lut, d);
   if (lane < 4) {
-    const float* b = a.bias + size_t(e) * 2 * a.I + 2 * (j0 + lane);
+    const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * (j0 + lane);
     float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
     float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
     glu = fminf(glu + b[0], a.limit);
     lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
-    a.act[size_t(ts) * a.I + j0 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    const float y = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    if constexpr (Q8)
+      act[w * 4 + lane] = y;
+    else
+      a.act.x[size_t(ts) * a.I + j0 + lane] = y;
+  }
+  if constexpr (Q8) {
+    __syncthreads();
+    if (w == 0)
+      quantize32(act[lane], lane, a.act.q + size_t(ts) * a.I + blockIdx.x * 32, a.act.s + size_t(ts) * (a.I / 32) + blockIdx.x);
   }
 }
 
-struct MoeDownArgs {
-  const float* act;     // [T*k, I]
-  const int32_t* idx;
-  const float* weight;  // [T, k]
-  int k, H, I;
-  const uint8_t *blocks, *scales;  // [E, H, I/32, 16], [E, H, I/32]
-  const float* bias;               // [E, H]
-  float* x;                        // [T, H] += sum_s weight * (W2 act + b2)
-};
-
 // One warp per two adjacent output features n, n+1 of token blockIdx.y: the 2k rows read
-// together, each slot's activations loaded once for both, slots summed in order. k <= 8. The router
-// ran two kernels back, so its expert ids can steer a prefetch before the up projection is done.
-__global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
+// together, each slot's activations loaded once for both, slots summed in order. The router ran
+// two kernels back, so its expert ids can steer a prefetch before the up projection is done.
+template <bool Q8>
+__global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(MoeArgs a) {
   __shared__ float lut[16];
-  init_fp4_lut(lut);
+  if constexpr (!Q8) init_fp4_lut(lut);
   const int lane = threadIdx.x % 32;
   const int n = 2 * (blockIdx.x * kWarps + threadIdx.x / 32), t = blockIdx.y;
   const int nb = a.I / 32;
@@ -627,7 +748,7 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
   if (active)
     for (int s = 0; s < a.k; ++s) {
       const size_t row = size_t(a.idx[t * a.k + s]) * a.H + n;
-      prefetch_row(a.blocks + row * nb * 16, size_t(nb) * 16 * 2, lane);
+      prefetch_row(a.w2b + row * nb * 16, size_t(nb) * 16 * 2, lane);
     }
   wait_previous_kernel();
   allow_next_kernel();
@@ -638,7 +759,7 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
     const int ns = a.k - s < 4 ? a.k - s : 4;
     const uint8_t* blocks[8];
     const uint8_t* scales[8];
-    const float* x[4];
+    ExpertInput in[4];
     size_t rows[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
@@ -646,101 +767,110 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(MoeDownArgs a) {
       rows[u] = size_t(a.idx[ts]) * a.H + n;
 #pragma unroll
       for (int j = 0; j < 2; ++j)
-        blocks[2 * u + j] = a.blocks + (rows[u] + j) * nb * 16, scales[2 * u + j] = a.scales + (rows[u] + j) * nb;
-      x[u] = a.act + size_t(ts) * a.I;
+        blocks[2 * u + j] = a.w2b + (rows[u] + j) * nb * 16, scales[2 * u + j] = a.w2s + (rows[u] + j) * nb;
+      in[u] = Q8 ? ExpertInput{nullptr, a.act.q + size_t(ts) * a.I, a.act.s + size_t(ts) * nb}
+                 : ExpertInput{a.act.x + size_t(ts) * a.I, nullptr, nullptr};
     }
     float y[8];
-    dot_rows_mxfp4_shared<8, 2>(blocks, scales, x, nb, lane, lut, y);
+    dot_rows_mxfp4<8, 2, kExpertUnroll, Q8>(blocks, scales, in, nb, lane, lut, y);
     for (int u = 0; u < ns; ++u) {
       const float wgt = a.weight[t * a.k + s + u];
-      total0 += wgt * (y[2 * u] + a.bias[rows[u]]);
-      total1 += wgt * (y[2 * u + 1] + a.bias[rows[u] + 1]);
+      total0 += wgt * (y[2 * u] + a.b2[rows[u]]);
+      total1 += wgt * (y[2 * u + 1] + a.b2[rows[u] + 1]);
     }
   }
   if (lane == 0) a.x[size_t(t) * a.H + n] += total0, a.x[size_t(t) * a.H + n + 1] += total1;
 }
 
-struct MoeQ8Args {
-  const int8_t* xq;     // [T, H]
-  const float* xscale;  // [T, H/32]
-  const int32_t* idx;   // [T, k]
-  const float* weight;  // [T, k]
+struct MoeF16Args {
+  const uint16_t* xh;  // [T, H] the experts' input, f16 pair order, scaled by 2^xexp[t]
+  const int* xexp;     // [T]
+  const int32_t* idx;  // [T, k]
+  const float* weight; // [T, k]
   int k, H, I;
   const uint8_t *w1b, *w1s, *w2b, *w2s;
   const float *b1, *b2;
   float limit;
-  int8_t* actq;     // [T*k, I]
-  float* actscale;  // [T*k, I/32]
-  float* x;         // [T, H] residual
+  uint16_t* acth;  // [T*k, I] SwiGLU outputs, f16 pair order, scaled by 2^act_exp
+  int act_exp;
+  float* x;        // [T, H] += sum_s weight * (W2 act + b2)
 };
 
-// As moe_up_kernel with int8 activations; a block's 32 SwiGLU outputs are quantised for the down
-// projection. grid (I/32, k, T).
-__global__ void __launch_bounds__(kThreads) moe_up_q8_kernel(MoeQ8Args a) {
-  __shared__ float act[32];
-  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+// Both projections split each 16-row tile over 2 warps (blocks [0, nb/2) and [nb/2, nb)), with 6
+// blocks a lane in flight; the register caps below keep a decode step's warps in one wave (2880 up,
+// 3 blocks of 8 warps an SM; 1440 down, 2 blocks an SM).
+constexpr int kF16Unroll = 6, kUpMinBlocks = 3, kDownMinBlocks = 2;
+
+// Up: 4 tiles (64 rows: 32 j, glu and linear rows interleaved) x 2 halves a block of 8 warps;
+// grid (I/32, k, T).
+__global__ void __launch_bounds__(kThreads, kUpMinBlocks) moe_up_f16_kernel(MoeF16Args a) {
+  __shared__ float part[2][64];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, tile = w & 3, ks = w >> 2, g = lane >> 2, q = lane & 3;
   wait_previous_kernel();
   allow_next_kernel();
   const int t = blockIdx.z, ts = t * a.k + blockIdx.y, e = a.idx[ts], nb = a.H / 32;
-  const int j0 = blockIdx.x * 32 + w * 4;
-  const uint8_t* blocks[8];
-  const uint8_t* scales[8];
-  const int8_t* xq[8];
-  const float* xs[8];
-#pragma unroll
-  for (int r = 0; r < 8; ++r) {
-    const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
-    blocks[r] = a.w1b + row * nb * 16, scales[r] = a.w1s + row * nb;
-    xq[r] = a.xq + size_t(t) * a.H, xs[r] = a.xscale + size_t(t) * nb;
-  }
-  float d[8];
-  dot_rows_mxfp4_q8<8>(blocks, scales, xq, xs, nb, lane, d);
-  if (lane < 4) {
-    const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * (j0 + lane);
-    float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
-    float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
-    glu = fminf(glu + b[0], a.limit);
-    lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
-    act[w * 4 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
-  }
+  const size_t row = size_t(e) * 2 * a.I + blockIdx.x * 64 + tile * 16 + g;
+  const uint8_t* ra = a.w1b + row * nb * 16 + 4 * q;
+  const uint8_t* sa = a.w1s + row * nb;
+  float da = 0.f, db = 0.f;
+  dot16_mxfp4_f16<kF16Unroll>(ra, ra + 8 * size_t(nb) * 16, sa, sa + 8 * nb,
+                              reinterpret_cast<const uint4*>(a.xh + size_t(t) * a.H), ks * nb / 2, (ks + 1) * nb / 2, q,
+                              da, db);
+  if (q == 0) part[ks][tile * 16 + g] = da, part[ks][tile * 16 + g + 8] = db;
   __syncthreads();
-  if (w == 0)
-    quantize32(act[lane], lane, a.actq + size_t(ts) * a.I + blockIdx.x * 32,
-               a.actscale + size_t(ts) * (a.I / 32) + blockIdx.x);
+  if (threadIdx.x < 32) {
+    const int j = threadIdx.x, J = blockIdx.x * 32 + j;
+    const float f = ldexpf(1.0f, 14 - a.xexp[t]);
+    const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * J;
+    const float glu = fminf((part[0][2 * j] + part[1][2 * j]) * f + b[0], a.limit);
+    const float lin = fmaxf(fminf((part[0][2 * j + 1] + part[1][2 * j + 1]) * f + b[1], a.limit), -a.limit);
+    const float y = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    a.acth[size_t(ts) * a.I + f16_pair_index(J)] = f16_scaled(y, a.act_exp);
+  }
 }
 
-// As moe_down_kernel with int8 activations.
-__global__ void __launch_bounds__(kThreads) moe_down_q8_kernel(MoeQ8Args a) {
-  const int lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + threadIdx.x / 32, t = blockIdx.y;
-  const int nb = a.I / 32;
-  const bool active = n < a.H;
-  if (active)
-    for (int s = 0; s < a.k; ++s)
-      prefetch_row(a.w2b + (size_t(a.idx[t * a.k + s]) * a.H + n) * nb * 16, size_t(nb) * 16, lane);
+// Down: 16 output features of token blockIdx.y a block of 8 warps: warp w takes slots w%4,
+// w%4+4, ... over half the blocks (w/4); the 8 partial sums meet in shared memory. grid (H/16, T).
+__global__ void __launch_bounds__(kThreads, kDownMinBlocks) moe_down_f16_kernel(MoeF16Args a) {
+  __shared__ float part[kWarps][16];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, g = lane >> 2, q = lane & 3, ks = w >> 2;
+  const int n0 = blockIdx.x * 16, t = blockIdx.y, nb = a.I / 32;
   wait_previous_kernel();
   allow_next_kernel();
-  if (!active) return;
-  float total = 0.f;
-  for (int s = 0; s < a.k; s += 4) {
-    const int ns = a.k - s < 4 ? a.k - s : 4;
-    const uint8_t* blocks[4];
-    const uint8_t* scales[4];
-    const int8_t* xq[4];
-    const float* xs[4];
-    size_t rows[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int ts = t * a.k + s + (u < ns ? u : 0);
-      rows[u] = size_t(a.idx[ts]) * a.H + n;
-      blocks[u] = a.w2b + rows[u] * nb * 16, scales[u] = a.w2s + rows[u] * nb;
-      xq[u] = a.actq + size_t(ts) * a.I, xs[u] = a.actscale + size_t(ts) * nb;
-    }
-    float y[4];
-    dot_rows_mxfp4_q8<4>(blocks, scales, xq, xs, nb, lane, y);
-    for (int u = 0; u < ns; ++u) total += a.weight[t * a.k + s + u] * (y[u] + a.b2[rows[u]]);
+  const float f = ldexpf(1.0f, 14 - a.act_exp);
+  float ta = 0.f, tb = 0.f;
+  for (int s = w & 3; s < a.k; s += 4) {
+    const int ts = t * a.k + s;
+    const size_t row = size_t(a.idx[ts]) * a.H + n0 + g;
+    const uint8_t* ra = a.w2b + row * nb * 16 + 4 * q;
+    const uint8_t* sa = a.w2s + row * nb;
+    float da = 0.f, db = 0.f;
+    dot16_mxfp4_f16<kF16Unroll>(ra, ra + 8 * size_t(nb) * 16, sa, sa + 8 * nb,
+                                reinterpret_cast<const uint4*>(a.acth + size_t(ts) * a.I), ks * nb / 2,
+                                (ks + 1) * nb / 2, q, da, db);
+    const float wgt = a.weight[ts];
+    ta += wgt * (da * f + (ks == 0 ? a.b2[row] : 0.f));
+    tb += wgt * (db * f + (ks == 0 ? a.b2[row + 8] : 0.f));
   }
-  if (lane == 0) a.x[size_t(t) * a.H + n] += total;
+  if (q == 0) part[w][g] = ta, part[w][g + 8] = tb;
+  __syncthreads();
+  if (threadIdx.x < 16) {
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) sum += part[i][threadIdx.x];
+    a.x[size_t(t) * a.H + n0 + threadIdx.x] += sum;
+  }
+}
+
+// The experts' f16 input for a prefill chunk's rows (decode's router kernel writes it itself).
+__global__ void f16_rows_kernel(const float* x, int H, uint16_t* xh, int* xexp) {
+  __shared__ float red[32];
+  const float* row = x + size_t(blockIdx.x) * H;
+  float m = 0.f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) m = fmaxf(m, fabsf(row[i]));
+  const int p = f16_exponent(block_max(m, red));
+  for (int i = threadIdx.x; i < H; i += blockDim.x) xh[size_t(blockIdx.x) * H + f16_pair_index(i)] = f16_scaled(row[i], p);
+  if (threadIdx.x == 0) xexp[blockIdx.x] = p;
 }
 
 // xq/xscale = x [T, H] quantised per block of 32 (one warp per block).
@@ -1010,7 +1140,16 @@ class CudaGptOss final : public GptOssRuntime {
     qkv_ = buf({C, Nqkv}, DType::F32), qb_ = buf({C, Nq}, DType::BF16), ob_ = buf({C, Nq}, DType::BF16);
     q32_ = buf({Nq}, DType::F32), o32_ = buf({Nq}, DType::F32);
     router_ = buf({C, d_.experts}, DType::F32), idx_ = buf({C, k}, DType::I32), weight_ = buf({C, k}, DType::F32);
-    if (int8_experts_) {
+    // bf16 experts hold the SwiGLU output scaled by 2^act_exp_ in f16: |y| <= limit * (limit + 1)
+    // for the clamped SwiGLU; without a finite clamp there is no such bound, and the f32 kernels run.
+    if (experts_ == Experts::Bf16 && !(std::isfinite(d_.swiglu_limit) && d_.swiglu_limit > 0.f && d_.swiglu_limit < 1e4f))
+      experts_ = Experts::F32;
+    if (experts_ == Experts::Bf16) {
+      int e = 0;
+      std::frexp(double(d_.swiglu_limit) * (double(d_.swiglu_limit) + 1.0), &e);
+      act_exp_ = 15 - e;
+      xh_ = buf({C, H}, DType::F16), xexp_ = buf({C}, DType::I32), acth_ = buf({C * k, d_.intermediate}, DType::F16);
+    } else if (experts_ == Experts::Int8) {
       xq_ = buf({C, H}, DType::U8), xscale_ = buf({C, H / 32}, DType::F32);
       actq_ = buf({C * k, d_.intermediate}, DType::U8), actscale_ = buf({C * k, d_.intermediate / 32}, DType::F32);
     } else {
@@ -1036,7 +1175,7 @@ class CudaGptOss final : public GptOssRuntime {
     // The router's f32 GEMM stays f32 (no TF32): a flipped expert choice is a different model.
     EMBER_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
     for (const Tensor* t : {&x_, &y_, &a_, &a32_, &qkv_, &qb_, &ob_, &q32_, &o32_, &router_, &idx_,
-                            &weight_, &act_, &xq_, &xscale_, &actq_, &actscale_, &partial_, &part_val_, &part_idx_, &counters_, &logits_,
+                            &weight_, &act_, &xq_, &xscale_, &actq_, &actscale_, &xh_, &xexp_, &acth_, &partial_, &part_val_, &part_idx_, &counters_, &logits_,
                             &tokens_, &pos_dev_})
       if (t->defined()) workspace_bytes_ += t->nbytes();
     for (const auto& b : layers_) workspace_bytes_ += b.k_cache.nbytes() + b.v_cache.nbytes();
@@ -1224,8 +1363,11 @@ class CudaGptOss final : public GptOssRuntime {
       mark("out_proj");
       RouterDecodeArgs ra{dptr<float>(x_), dptr<float>(b.mlp_norm), d_.eps, dptr<float>(b.gate_w), dptr<float>(b.gate_b),
                           H, E, k, dptr<float>(router_), dptr<int>(counters_) + Hkv, dptr<int32_t>(idx_),
-                          dptr<float>(weight_), dptr<float>(a32_), int8_experts_ ? dptr<int8_t>(xq_) : nullptr,
-                          int8_experts_ ? dptr<float>(xscale_) : nullptr};
+                          dptr<float>(weight_), experts_ == Experts::F32 ? dptr<float>(a32_) : nullptr,
+                          experts_ == Experts::Int8 ? dptr<int8_t>(xq_) : nullptr,
+                          experts_ == Experts::Int8 ? dptr<float>(xscale_) : nullptr,
+                          experts_ == Experts::Bf16 ? dptr<uint16_t>(xh_) : nullptr,
+                          experts_ == Experts::Bf16 ? dptr<int>(xexp_) : nullptr};
       launch_pdl(router_decode_kernel, E, kThreads, hsmem, stream_, ra);
       mark("router");
       moe(b, 1, /*pdl=*/true);
@@ -1238,7 +1380,7 @@ class CudaGptOss final : public GptOssRuntime {
   // in a32_ (and, when int8, already quantised in xq_ for decode).
   void moe(const LayerBuffers& b, int T, bool pdl) {
     const int H = int(d_.hidden), k = int(d_.experts_per_token), I = int(d_.intermediate);
-    const dim3 up(unsigned(I / 32), unsigned(k), unsigned(T)), down(unsigned((H + kWarps - 1) / kWarps), unsigned(T));
+    const dim3 up(unsigned(I / 32), unsigned(k), unsigned(T)), down(unsigned((H / 2 + kWarps - 1) / kWarps), unsigned(T));
     auto go = [&](auto kernel, dim3 grid, auto args) {
       if (pdl) {
         launch_pdl(kernel, grid, kThreads, 0, stream_, args);
@@ -1247,29 +1389,38 @@ class CudaGptOss final : public GptOssRuntime {
         EMBER_CUDA_LAUNCHED();
       }
     };
-    if (int8_experts_) {
-      if (!pdl) {  // prefill: quantise the chunk's inputs (decode's router kernel did)
-        const int64_t blocks = int64_t(T) * H / 32;
-        quantize_rows_kernel<<<unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, stream_>>>(
-            dptr<float>(a32_), blocks, dptr<int8_t>(xq_), dptr<float>(xscale_));
+    if (experts_ == Experts::Bf16) {
+      if (!pdl) {  // prefill: the chunk's inputs in f16 (decode's router kernel wrote them)
+        f16_rows_kernel<<<unsigned(T), kThreads, 0, stream_>>>(dptr<float>(a32_), H, dptr<uint16_t>(xh_), dptr<int>(xexp_));
         EMBER_CUDA_LAUNCHED();
       }
-      MoeQ8Args qa{dptr<int8_t>(xq_), dptr<float>(xscale_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w1b,
-                   b.w1s, b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<int8_t>(actq_),
-                   dptr<float>(actscale_), dptr<float>(x_)};
-      go(moe_up_q8_kernel, up, qa);
+      MoeF16Args fa{dptr<uint16_t>(xh_), dptr<int>(xexp_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w1b, b.w1s,
+                    b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<uint16_t>(acth_), act_exp_,
+                    dptr<float>(x_)};
+      go(moe_up_f16_kernel, up, fa);
       mark("moe_up");
-      go(moe_down_q8_kernel, down, qa);
+      go(moe_down_f16_kernel, dim3(unsigned(H / 16), unsigned(T)), fa);
       mark("moe_down");
       return;
     }
-    MoeUpArgs ua{dptr<float>(a32_), dptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, dptr<float>(b.b1), d_.swiglu_limit,
-                 dptr<float>(act_)};
-    go(moe_up_kernel, up, ua);
+    const bool int8 = experts_ == Experts::Int8;
+    if (int8 && !pdl) {  // prefill: quantise the chunk's inputs (decode's router kernel did)
+      const int64_t blocks = int64_t(T) * H / 32;
+      quantize_rows_kernel<<<unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, stream_>>>(
+          dptr<float>(a32_), blocks, dptr<int8_t>(xq_), dptr<float>(xscale_));
+      EMBER_CUDA_LAUNCHED();
+    }
+    MoeArgs ma{};
+    if (int8)
+      ma.t = {nullptr, dptr<int8_t>(xq_), dptr<float>(xscale_)}, ma.act = {nullptr, dptr<int8_t>(actq_), dptr<float>(actscale_)};
+    else
+      ma.t = {dptr<float>(a32_), nullptr, nullptr}, ma.act = {dptr<float>(act_), nullptr, nullptr};
+    ma.idx = dptr<int32_t>(idx_), ma.weight = dptr<float>(weight_), ma.k = k, ma.H = H, ma.I = I;
+    ma.w1b = b.w1b, ma.w1s = b.w1s, ma.w2b = b.w2b, ma.w2s = b.w2s, ma.b1 = dptr<float>(b.b1), ma.b2 = dptr<float>(b.b2);
+    ma.limit = d_.swiglu_limit, ma.x = dptr<float>(x_);
+    go(int8 ? moe_up_kernel<true> : moe_up_kernel<false>, up, ma);
     mark("moe_up");
-    MoeDownArgs da{dptr<float>(act_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w2b, b.w2s, dptr<float>(b.b2),
-                   dptr<float>(x_)};
-    go(moe_down_kernel, dim3(unsigned((H / 2 + kWarps - 1) / kWarps), unsigned(T)), da);
+    go(int8 ? moe_down_kernel<true> : moe_down_kernel<false>, down, ma);
     mark("moe_down");
   }
 
@@ -1377,19 +1528,23 @@ class CudaGptOss final : public GptOssRuntime {
   Tensor partial_, part_val_, part_idx_, counters_, logits_, tokens_, pos_dev_;
   Tensor moe_workspace_;
   bool tiled_attention_ = false, tiled_moe_ = false;
-  // Keys a decode attention block takes at least (EMBER_GPT_OSS_ATTN_SHARE; tests make it small
-  // to exercise the merge of shares on short contexts).
+  // Keys a decode attention block takes at least (EMBER_GPT_OSS_ATTN_SHARE). 32 was the fastest
+  // of 32/64/128/256 on an H100 (20b, decode at context 128-384: 447.3/442.5/435.2/432.5 tok/s).
   int64_t min_share_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_ATTN_SHARE");
-    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(256);
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(32);
   }();
-  // EMBER_GPT_OSS_EXPERTS=int8 quantises the experts' activations to int8 per block of 32 in
-  // decode (as llama.cpp does; ~1.5x faster decode on an H200, measured); the default keeps them
-  // f32, the same arithmetic as the CPU path.
-  bool int8_experts_ = [] {
+  // The experts' decode activations (EMBER_GPT_OSS_EXPERTS): bf16 (default; tensor cores, the
+  // rounding prefill has too), f32 (the CPU path's arithmetic, ~1.3x slower decode) or int8 per
+  // block of 32 (as llama.cpp does; less exact, not faster than bf16 here).
+  enum class Experts { Bf16, F32, Int8 };
+  Experts experts_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_EXPERTS");
-    return v && std::string(v) == "int8";
+    const std::string s = v ? v : "";
+    return s == "f32" ? Experts::F32 : s == "int8" ? Experts::Int8 : Experts::Bf16;
   }();
+  int act_exp_ = 0;
+  Tensor xh_, xexp_, acth_;
   int max_splits_ = 1;
   int64_t unembed_blocks_ = 0;
   int64_t pos_ = 0;
