@@ -9,8 +9,7 @@
 // except the MXFP4 experts': rounded to bf16 and multiplied on tensor cores (held exactly in f16
 // after a power-of-two scale, the FP4 codes converted exactly in registers), the rounding prefill
 // has too. EMBER_GPT_OSS_EXPERTS=f32 keeps them f32 (the CPU path's arithmetic, slower);
-// EMBER_GPT_OSS_EXPERTS=int8 quantises them to int8 per block of 32 (less exact, and now no
-// faster than bf16). Prefill multiplies on tensor cores with activations rounded to bf16 (the
+// EMBER_GPT_OSS_EXPERTS=int8 quantises them to int8 per block of 32 (faster, less exact). Prefill multiplies on tensor cores with activations rounded to bf16 (the
 // experts token by token, as decode, in chunks under 8).
 // Model::set_activation_rounding reproduces each rounding on the CPU path;
 // tests/models/gpt_oss_cuda_test.cpp compares the two.

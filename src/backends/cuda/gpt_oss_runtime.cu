@@ -228,23 +228,15 @@ __device__ __forceinline__ float fp4_word_dot(uint32_t q, float4 lo, float4 hi, 
   return s0 + s1;
 }
 
-// The activations of an expert GEMV: f32 (x) or, with EMBER_GPT_OSS_EXPERTS=int8, int8 per block
-// of 32 (q) with one f32 scale a block (s).
-struct ExpertInput {
-  float* x;
-  int8_t* q;
-  float* s;
-};
-
-// Dots of R MXFP4 rows (nb blocks each); rows g*G .. g*G+G-1 share the activations in[g]. A lane
-// takes one 4-byte word (8 values) of a row at a time, so a warp reads 128 contiguous bytes of
+// Dots of R MXFP4 rows (nb blocks each) with f32 activations; rows g*G .. g*G+G-1 share x[g]. A
+// lane takes one 4-byte word (8 values) of a row at a time, so a warp reads 128 contiguous bytes of
 // each row and 1 KB of contiguous f32 activations an instruction (a lane per 16-byte block made
-// the activation loads touch 32 lines each, which bound these kernels); U words a lane are loaded
-// before any is used. Every lane gets the sums.
-template <int R, int G, int U, bool Q8>
-__device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
-                                               const ExpertInput (&in)[R / G], int nb, int lane, const float* lut,
-                                               float (&out)[R]) {
+// the activation loads touch 32 lines each, which bound these kernels: 353 -> 394 tok/s on an
+// H100); U words a lane are loaded before any is used. Every lane gets the sums.
+template <int R, int G, int U>
+__device__ __forceinline__ void dot_rows_mxfp4_f32(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
+                                                   const float* const (&x)[R / G], int nb, int lane, const float* lut,
+                                                   float (&out)[R]) {
   const int words = nb * 4;
   float acc[R];
 #pragma unroll
@@ -266,26 +258,49 @@ __device__ __forceinline__ void dot_rows_mxfp4(const uint8_t* const (&blocks)[R]
       if (w >= words) break;
 #pragma unroll
       for (int g = 0; g < R / G; ++g) {
-        if constexpr (Q8) {
-          const int2 xv = __ldg(reinterpret_cast<const int2*>(in[g].q) + w);
-          const float xs = __ldg(in[g].s + (w >> 2));
+        const float4* x4 = reinterpret_cast<const float4*>(x[g]) + 2 * w;
+        const float4 lo = __ldg(x4), hi = __ldg(x4 + 1);
 #pragma unroll
-          for (int j = 0; j < G; ++j) {
-            const int r = g * G + j;
-            int pos = 0, neg = 0;
-            fp4x8_dot_i8(q[u][r], xv.x, xv.y, pos, neg);
-            acc[r] = fmaf(float(pos - neg), xs * half_ue8(sc[u][r]), acc[r]);
-          }
-        } else {
-          const float4* x4 = reinterpret_cast<const float4*>(in[g].x) + 2 * w;
-          const float4 lo = __ldg(x4), hi = __ldg(x4 + 1);
-#pragma unroll
-          for (int j = 0; j < G; ++j) {
-            const int r = g * G + j;
-            acc[r] = fmaf(fp4_word_dot(q[u][r], lo, hi, lut), ue8(sc[u][r]), acc[r]);
-          }
+        for (int j = 0; j < G; ++j) {
+          const int r = g * G + j;
+          acc[r] = fmaf(fp4_word_dot(q[u][r], lo, hi, lut), ue8(sc[u][r]), acc[r]);
         }
       }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
+}
+
+// int8 activations keep a lane per 16-byte block: their loads are 4x smaller than f32's, and this
+// layout measured faster for them (508.3 tok/s on an H100 against 436.3 with a lane per word).
+// Dots of R MXFP4 rows, row r against its own int8 activations xq[r] (nb*32) with per-block
+// scales xs[r]; every lane gets the sums.
+template <int R>
+__device__ __forceinline__ void dot_rows_mxfp4_q8(const uint8_t* const (&blocks)[R], const uint8_t* const (&scales)[R],
+                                                  const int8_t* const (&xq)[R], const float* const (&xs)[R], int nb,
+                                                  int lane, float (&out)[R]) {
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+  for (int b = lane; b < nb; b += 32) {
+    uint4 w[R];
+    uint32_t sc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      w[r] = ld_stream(reinterpret_cast<const uint4*>(blocks[r]) + b);
+      sc[r] = __ldg(scales[r] + b);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      // Rows sharing activations reload them from L1; the compiler keeps them when it can.
+      const int4 xa = *reinterpret_cast<const int4*>(xq[r] + b * 32), xb = *reinterpret_cast<const int4*>(xq[r] + b * 32 + 16);
+      int pos = 0, neg = 0;
+      fp4x8_dot_i8(w[r].x, xa.x, xa.y, pos, neg);
+      fp4x8_dot_i8(w[r].y, xa.z, xa.w, pos, neg);
+      fp4x8_dot_i8(w[r].z, xb.x, xb.y, pos, neg);
+      fp4x8_dot_i8(w[r].w, xb.z, xb.w, pos, neg);
+      acc[r] = fmaf(float(pos - neg), xs[r][b] * half_ue8(sc[r]), acc[r]);
     }
   }
 #pragma unroll
@@ -678,26 +693,21 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
 // 2 words a lane and row in flight fit both.
 constexpr int kUpBlocksPerSm = 3, kDownBlocksPerSm = 2, kExpertUnroll = 2;
 
-struct MoeArgs {
-  ExpertInput t;        // [T, H] the normed input (q, s: quantised, int8 mode)
+struct MoeUpArgs {
+  const float* t;       // [T, H] the normed input
   const int32_t* idx;   // [T, k]
-  const float* weight;  // [T, k]
   int k, H, I;
-  const uint8_t *w1b, *w1s, *w2b, *w2s;  // [E, 2I, H/32, 16], [E, 2I, H/32]; [E, H, I/32, 16], [E, H, I/32]
-  const float *b1, *b2;                  // [E, 2I], [E, H]
+  const uint8_t *blocks, *scales;  // [E, 2I, H/32, 16], [E, 2I, H/32]
+  const float* bias;               // [E, 2I]
   float limit;
-  ExpertInput act;  // [T*k, I] SwiGLU outputs (q, s: quantised, int8 mode)
-  float* x;         // [T, H] += sum_s weight * (W2 act + b2)
+  float* act;  // [T*k, I]
 };
 
-// Clamped SwiGLU of the up projection: a warp takes 4 consecutive j (glu and linear rows
-// together, 8 rows in flight); int8 mode quantises the block's 32 outputs for the down projection.
-// grid (I/32, k, T).
-template <bool Q8>
-__global__ void __launch_bounds__(kThreads, kUpBlocksPerSm) moe_up_kernel(MoeArgs a) {
+// f32 experts (EMBER_GPT_OSS_EXPERTS=f32). Clamped SwiGLU of the up projection: a warp takes 4
+// consecutive j (glu and linear rows together, 8 rows in flight). grid (I/32, k, T).
+__global__ void __launch_bounds__(kThreads, kUpBlocksPerSm) moe_up_kernel(MoeUpArgs a) {
   __shared__ float lut[16];
-  __shared__ float act[32];
-  if constexpr (!Q8) init_fp4_lut(lut);
+  init_fp4_lut(lut);
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   wait_previous_kernel();
   allow_next_kernel();
@@ -706,41 +716,40 @@ __global__ void __launch_bounds__(kThreads, kUpBlocksPerSm) moe_up_kernel(MoeArg
   const int j0 = blockIdx.x * 32 + w * 4;
   const uint8_t* blocks[8];
   const uint8_t* scales[8];
+  const float* x[1] = {a.t + size_t(t) * a.H};
 #pragma unroll
   for (int r = 0; r < 8; ++r) {
     const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
-    blocks[r] = a.w1b + row * nb * 16, scales[r] = a.w1s + row * nb;
+    blocks[r] = a.blocks + row * nb * 16, scales[r] = a.scales + row * nb;
   }
-  const ExpertInput in[1] = {{Q8 ? nullptr : a.t.x + size_t(t) * a.H, Q8 ? a.t.q + size_t(t) * a.H : nullptr,
-                              Q8 ? a.t.s + size_t(t) * nb : nullptr}};
   float d[8];
-  dot_rows_mxfp4<8, 8, kExpertUnroll, Q8>(blocks, scales, in, nb, lane, lut, d);
+  dot_rows_mxfp4_f32<8, 8, kExpertUnroll>(blocks, scales, x, nb, lane, lut, d);
   if (lane < 4) {
-    const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * (j0 + lane);
+    const float* b = a.bias + size_t(e) * 2 * a.I + 2 * (j0 + lane);
     float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
     float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
     glu = fminf(glu + b[0], a.limit);
     lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
-    const float y = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
-    if constexpr (Q8)
-      act[w * 4 + lane] = y;
-    else
-      a.act.x[size_t(ts) * a.I + j0 + lane] = y;
-  }
-  if constexpr (Q8) {
-    __syncthreads();
-    if (w == 0)
-      quantize32(act[lane], lane, a.act.q + size_t(ts) * a.I + blockIdx.x * 32, a.act.s + size_t(ts) * (a.I / 32) + blockIdx.x);
+    a.act[size_t(ts) * a.I + j0 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
   }
 }
+
+struct MoeDownArgs {
+  const float* act;     // [T*k, I]
+  const int32_t* idx;
+  const float* weight;  // [T, k]
+  int k, H, I;
+  const uint8_t *blocks, *scales;  // [E, H, I/32, 16], [E, H, I/32]
+  const float* bias;               // [E, H]
+  float* x;                        // [T, H] += sum_s weight * (W2 act + b2)
+};
 
 // One warp per two adjacent output features n, n+1 of token blockIdx.y: the 2k rows read
 // together, each slot's activations loaded once for both, slots summed in order. The router ran
 // two kernels back, so its expert ids can steer a prefetch before the up projection is done.
-template <bool Q8>
-__global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(MoeArgs a) {
+__global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(MoeDownArgs a) {
   __shared__ float lut[16];
-  if constexpr (!Q8) init_fp4_lut(lut);
+  init_fp4_lut(lut);
   const int lane = threadIdx.x % 32;
   const int n = 2 * (blockIdx.x * kWarps + threadIdx.x / 32), t = blockIdx.y;
   const int nb = a.I / 32;
@@ -748,7 +757,7 @@ __global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(Mo
   if (active)
     for (int s = 0; s < a.k; ++s) {
       const size_t row = size_t(a.idx[t * a.k + s]) * a.H + n;
-      prefetch_row(a.w2b + row * nb * 16, size_t(nb) * 16 * 2, lane);
+      prefetch_row(a.blocks + row * nb * 16, size_t(nb) * 16 * 2, lane);
     }
   wait_previous_kernel();
   allow_next_kernel();
@@ -759,7 +768,7 @@ __global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(Mo
     const int ns = a.k - s < 4 ? a.k - s : 4;
     const uint8_t* blocks[8];
     const uint8_t* scales[8];
-    ExpertInput in[4];
+    const float* x[4];
     size_t rows[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
@@ -767,19 +776,101 @@ __global__ void __launch_bounds__(kThreads, kDownBlocksPerSm) moe_down_kernel(Mo
       rows[u] = size_t(a.idx[ts]) * a.H + n;
 #pragma unroll
       for (int j = 0; j < 2; ++j)
-        blocks[2 * u + j] = a.w2b + (rows[u] + j) * nb * 16, scales[2 * u + j] = a.w2s + (rows[u] + j) * nb;
-      in[u] = Q8 ? ExpertInput{nullptr, a.act.q + size_t(ts) * a.I, a.act.s + size_t(ts) * nb}
-                 : ExpertInput{a.act.x + size_t(ts) * a.I, nullptr, nullptr};
+        blocks[2 * u + j] = a.blocks + (rows[u] + j) * nb * 16, scales[2 * u + j] = a.scales + (rows[u] + j) * nb;
+      x[u] = a.act + size_t(ts) * a.I;
     }
     float y[8];
-    dot_rows_mxfp4<8, 2, kExpertUnroll, Q8>(blocks, scales, in, nb, lane, lut, y);
+    dot_rows_mxfp4_f32<8, 2, kExpertUnroll>(blocks, scales, x, nb, lane, lut, y);
     for (int u = 0; u < ns; ++u) {
       const float wgt = a.weight[t * a.k + s + u];
-      total0 += wgt * (y[2 * u] + a.b2[rows[u]]);
-      total1 += wgt * (y[2 * u + 1] + a.b2[rows[u] + 1]);
+      total0 += wgt * (y[2 * u] + a.bias[rows[u]]);
+      total1 += wgt * (y[2 * u + 1] + a.bias[rows[u] + 1]);
     }
   }
   if (lane == 0) a.x[size_t(t) * a.H + n] += total0, a.x[size_t(t) * a.H + n + 1] += total1;
+}
+
+struct MoeQ8Args {
+  const int8_t* xq;     // [T, H]
+  const float* xscale;  // [T, H/32]
+  const int32_t* idx;   // [T, k]
+  const float* weight;  // [T, k]
+  int k, H, I;
+  const uint8_t *w1b, *w1s, *w2b, *w2s;
+  const float *b1, *b2;
+  float limit;
+  int8_t* actq;     // [T*k, I]
+  float* actscale;  // [T*k, I/32]
+  float* x;         // [T, H] residual
+};
+
+// As moe_up_kernel with int8 activations; a block's 32 SwiGLU outputs are quantised for the down
+// projection. grid (I/32, k, T).
+__global__ void __launch_bounds__(kThreads) moe_up_q8_kernel(MoeQ8Args a) {
+  __shared__ float act[32];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  wait_previous_kernel();
+  allow_next_kernel();
+  const int t = blockIdx.z, ts = t * a.k + blockIdx.y, e = a.idx[ts], nb = a.H / 32;
+  const int j0 = blockIdx.x * 32 + w * 4;
+  const uint8_t* blocks[8];
+  const uint8_t* scales[8];
+  const int8_t* xq[8];
+  const float* xs[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    const size_t row = size_t(e) * 2 * a.I + 2 * j0 + r;
+    blocks[r] = a.w1b + row * nb * 16, scales[r] = a.w1s + row * nb;
+    xq[r] = a.xq + size_t(t) * a.H, xs[r] = a.xscale + size_t(t) * nb;
+  }
+  float d[8];
+  dot_rows_mxfp4_q8<8>(blocks, scales, xq, xs, nb, lane, d);
+  if (lane < 4) {
+    const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * (j0 + lane);
+    float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
+    float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
+    glu = fminf(glu + b[0], a.limit);
+    lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
+    act[w * 4 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+  }
+  __syncthreads();
+  if (w == 0)
+    quantize32(act[lane], lane, a.actq + size_t(ts) * a.I + blockIdx.x * 32,
+               a.actscale + size_t(ts) * (a.I / 32) + blockIdx.x);
+}
+
+// As moe_down_kernel with int8 activations.
+__global__ void __launch_bounds__(kThreads) moe_down_q8_kernel(MoeQ8Args a) {
+  const int lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kWarps + threadIdx.x / 32, t = blockIdx.y;
+  const int nb = a.I / 32;
+  const bool active = n < a.H;
+  if (active)
+    for (int s = 0; s < a.k; ++s)
+      prefetch_row(a.w2b + (size_t(a.idx[t * a.k + s]) * a.H + n) * nb * 16, size_t(nb) * 16, lane);
+  wait_previous_kernel();
+  allow_next_kernel();
+  if (!active) return;
+  float total = 0.f;
+  for (int s = 0; s < a.k; s += 4) {
+    const int ns = a.k - s < 4 ? a.k - s : 4;
+    const uint8_t* blocks[4];
+    const uint8_t* scales[4];
+    const int8_t* xq[4];
+    const float* xs[4];
+    size_t rows[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int ts = t * a.k + s + (u < ns ? u : 0);
+      rows[u] = size_t(a.idx[ts]) * a.H + n;
+      blocks[u] = a.w2b + rows[u] * nb * 16, scales[u] = a.w2s + rows[u] * nb;
+      xq[u] = a.actq + size_t(ts) * a.I, xs[u] = a.actscale + size_t(ts) * nb;
+    }
+    float y[4];
+    dot_rows_mxfp4_q8<4>(blocks, scales, xq, xs, nb, lane, y);
+    for (int u = 0; u < ns; ++u) total += a.weight[t * a.k + s + u] * (y[u] + a.b2[rows[u]]);
+  }
+  if (lane == 0) a.x[size_t(t) * a.H + n] += total;
 }
 
 struct MoeF16Args {
@@ -1403,24 +1494,29 @@ class CudaGptOss final : public GptOssRuntime {
       mark("moe_down");
       return;
     }
-    const bool int8 = experts_ == Experts::Int8;
-    if (int8 && !pdl) {  // prefill: quantise the chunk's inputs (decode's router kernel did)
-      const int64_t blocks = int64_t(T) * H / 32;
-      quantize_rows_kernel<<<unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, stream_>>>(
-          dptr<float>(a32_), blocks, dptr<int8_t>(xq_), dptr<float>(xscale_));
-      EMBER_CUDA_LAUNCHED();
+    if (experts_ == Experts::Int8) {
+      if (!pdl) {  // prefill: quantise the chunk's inputs (decode's router kernel did)
+        const int64_t blocks = int64_t(T) * H / 32;
+        quantize_rows_kernel<<<unsigned((blocks + kWarps - 1) / kWarps), kThreads, 0, stream_>>>(
+            dptr<float>(a32_), blocks, dptr<int8_t>(xq_), dptr<float>(xscale_));
+        EMBER_CUDA_LAUNCHED();
+      }
+      MoeQ8Args qa{dptr<int8_t>(xq_), dptr<float>(xscale_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w1b,
+                   b.w1s, b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<int8_t>(actq_),
+                   dptr<float>(actscale_), dptr<float>(x_)};
+      go(moe_up_q8_kernel, up, qa);
+      mark("moe_up");
+      go(moe_down_q8_kernel, dim3(unsigned((H + kWarps - 1) / kWarps), unsigned(T)), qa);
+      mark("moe_down");
+      return;
     }
-    MoeArgs ma{};
-    if (int8)
-      ma.t = {nullptr, dptr<int8_t>(xq_), dptr<float>(xscale_)}, ma.act = {nullptr, dptr<int8_t>(actq_), dptr<float>(actscale_)};
-    else
-      ma.t = {dptr<float>(a32_), nullptr, nullptr}, ma.act = {dptr<float>(act_), nullptr, nullptr};
-    ma.idx = dptr<int32_t>(idx_), ma.weight = dptr<float>(weight_), ma.k = k, ma.H = H, ma.I = I;
-    ma.w1b = b.w1b, ma.w1s = b.w1s, ma.w2b = b.w2b, ma.w2s = b.w2s, ma.b1 = dptr<float>(b.b1), ma.b2 = dptr<float>(b.b2);
-    ma.limit = d_.swiglu_limit, ma.x = dptr<float>(x_);
-    go(int8 ? moe_up_kernel<true> : moe_up_kernel<false>, up, ma);
+    MoeUpArgs ua{dptr<float>(a32_), dptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, dptr<float>(b.b1), d_.swiglu_limit,
+                 dptr<float>(act_)};
+    go(moe_up_kernel, up, ua);
     mark("moe_up");
-    go(int8 ? moe_down_kernel<true> : moe_down_kernel<false>, down, ma);
+    MoeDownArgs da{dptr<float>(act_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w2b, b.w2s, dptr<float>(b.b2),
+                   dptr<float>(x_)};
+    go(moe_down_kernel, down, da);
     mark("moe_down");
   }
 
@@ -1535,8 +1631,8 @@ class CudaGptOss final : public GptOssRuntime {
     return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(32);
   }();
   // The experts' decode activations (EMBER_GPT_OSS_EXPERTS): bf16 (default; tensor cores, the
-  // rounding prefill has too), f32 (the CPU path's arithmetic, ~1.3x slower decode) or int8 per
-  // block of 32 (as llama.cpp does; less exact, not faster than bf16 here).
+  // rounding prefill has too), f32 (the CPU path's arithmetic, ~0.9x the decode speed) or int8
+  // per block of 32 (as llama.cpp does; less exact, ~1.1x).
   enum class Experts { Bf16, F32, Int8 };
   Experts experts_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_EXPERTS");
