@@ -250,6 +250,9 @@ TEST_P(GptOssCuda, BadInputIsRefused) {
   EXPECT_THROW(gpu.forward(many, 0, false), Error);
   EXPECT_THROW(gpu.decode_greedy(1, 40), Error);
   EXPECT_EQ(gpu.position(), 0);
+  setenv("EMBER_GPT_OSS_EXPERTS", "fp32", 1);  // a typo is an error, not the default
+  EXPECT_THROW(CausalLM(*gpu_, 32, 8, Engine::Fused), Error);
+  unsetenv("EMBER_GPT_OSS_EXPERTS");
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyPreset, GptOssCuda, testing::Values(7u, 11u, 23u));

@@ -317,8 +317,8 @@ __device__ __forceinline__ void quantize32(float v, int lane, int8_t* q, float* 
 
 // ---- bf16 experts (the default): the experts' activations rounded to bf16, as in prefill, and held
 // exactly in f16 after a power-of-two scale; FP4 codes turned into f16 in registers; products on
-// tensor cores (mma.m16n8k16, f32 accumulation), each 32-value block's sum scaled in f32. ~2.5
-// instructions a weight against ~6 for the f32 table lookups.
+// tensor cores (mma.m16n8k16, f32 accumulation), each 32-value block's sum scaled in f32: no table
+// lookups (the f32 kernels' cost), so what bounds them is the weight loads (dot16_mxfp4_f16).
 
 // The exponent p that puts max|a| in [2^14, 2^15) once scaled by 2^p: bf16 values down to 2^-14
 // below the maximum stay exact in f16 (normal), smaller ones lose low bits (relative 2^-25 of the max).
@@ -1637,6 +1637,8 @@ class CudaGptOss final : public GptOssRuntime {
   Experts experts_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_EXPERTS");
     const std::string s = v ? v : "";
+    EMBER_CHECK(s.empty() || s == "bf16" || s == "f32" || s == "int8",
+                "EMBER_GPT_OSS_EXPERTS={}: expected bf16 (the default), f32 or int8", s);
     return s == "f32" ? Experts::F32 : s == "int8" ? Experts::Int8 : Experts::Bf16;
   }();
   int act_exp_ = 0;
