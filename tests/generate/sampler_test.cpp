@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
+#include <random>
 
 #include "test_util.h"
 
@@ -51,6 +54,68 @@ TEST(Processors, TopPAndMinP) {
   auto c = l;
   apply_min_p(c, 0.9f, 2);
   EXPECT_TRUE(std::isfinite(c[1]) && std::isinf(c[2]));
+}
+
+// The definitions top-p and min-p follow (transformers': a stable sort of every token), written
+// out plainly; the library ranks in O(n) and must keep exactly the same tokens.
+std::vector<double> softmax_ref(const std::vector<float>& l) {
+  double m = -INFINITY;
+  for (float x : l) m = std::max(m, double(x));
+  std::vector<double> p(l.size());
+  double sum = 0;
+  for (size_t i = 0; i < l.size(); ++i) sum += p[i] = std::exp(double(l[i]) - m);
+  for (auto& x : p) x /= sum;
+  return p;
+}
+std::vector<float> top_p_ref(std::vector<float> l, float p, int64_t keep) {
+  std::vector<size_t> order(l.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return l[a] < l[b]; });
+  std::vector<float> sorted;
+  for (size_t i : order) sorted.push_back(l[i]);
+  const auto probs = softmax_ref(sorted);
+  float cum = 0;
+  std::vector<bool> remove(l.size());
+  for (size_t i = 0; i < l.size(); ++i) remove[i] = (cum += float(probs[i])) <= 1.0f - p;
+  for (size_t i = l.size() - std::min(l.size(), size_t(keep)); i < l.size(); ++i) remove[i] = false;
+  for (size_t i = 0; i < l.size(); ++i)
+    if (remove[i]) l[order[i]] = -kInf;
+  return l;
+}
+std::vector<float> min_p_ref(std::vector<float> l, float min_p, int64_t keep) {
+  const auto probs = softmax_ref(l);
+  const double threshold = min_p * *std::max_element(probs.begin(), probs.end());
+  std::vector<size_t> order(l.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
+  std::vector<bool> kept(l.size());
+  for (size_t r = 0; r < order.size(); ++r) kept[order[r]] = r < size_t(keep) || probs[order[r]] >= threshold;
+  for (size_t i = 0; i < l.size(); ++i)
+    if (!kept[i]) l[i] = -kInf;
+  return l;
+}
+
+TEST(Processors, TopPAndMinPKeepWhatAFullStableSortKeeps) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const size_t n = 1 + rng() % 3000;
+    std::vector<float> l(n);
+    std::normal_distribution<float> nd(0.f, 1.f + float(trial % 7));
+    for (auto& x : l) {
+      const uint32_t r = rng() % 100;
+      // ties, signed zeros, -inf (tokens already filtered), large and tiny values
+      x = r < 10 ? std::round(nd(rng)) : r < 13 ? (r == 11 ? -0.0f : 0.0f) : r < 16 ? -kInf : nd(rng);
+    }
+    if (std::all_of(l.begin(), l.end(), [](float x) { return std::isinf(x); })) l[0] = 1.0f;
+    const float p = std::uniform_real_distribution<float>(0.01f, 1.0f)(rng);
+    const int64_t keep = 1 + int64_t(rng() % 4);
+    auto a = l;
+    apply_top_p(a, p, keep);
+    ASSERT_EQ(a, top_p_ref(l, p, keep)) << "top_p " << p << " keep " << keep << " trial " << trial;
+    auto b = l;
+    apply_min_p(b, p, keep);
+    ASSERT_EQ(b, min_p_ref(l, p, keep)) << "min_p " << p << " keep " << keep << " trial " << trial;
+  }
 }
 
 TEST(Sampler, GreedyIsArgmaxAfterPenalties) {
