@@ -1,6 +1,7 @@
 """Train ember's small world model on the synthetic world (run on the GPU machine).
 
     python3 tools/world/train.py OUT.safetensors [--seconds 300] [--batch 48] [--frames 18] [--f16]
+                                 [--mouse_scale 10]
 
 Objective: flow matching with diffusion forcing over frame blocks (each block of a clip gets its own
 noise level; some blocks are left clean, as the context the KV cache holds at inference). The model
@@ -15,6 +16,12 @@ previous frames and the actions must be used. The pixels the sprite covers in a 
 the frame before get --sprite_weight times the loss weight (16 of 1024 pixels otherwise; copying the
 previous frame was the first model's local minimum). The exported weights are an EMA of the
 trained ones.
+
+The mouse is fed to the model times --mouse_scale during training (0.1 -> 1.0, the size of a key's
+0/1), and the factor is folded into the mouse columns of every mouse_mlp.0 weight on export, so the
+file takes the raw values ember's player feeds (checked at export). At scale 1 (the 360-s model of
+2026-11-23) the mouse made 0.2-0.4% of mouse_mlp.0's pre-activation next to the hidden state, the
+model never used it and panning was ignored; see docs/world.md, "Why the mouse is ignored".
 
 Writes the weights (f16 if --f16) with the config JSON in the metadata key "ember.world.config",
 the layout WorldModel::load reads, and a loss log next to it (OUT.log). Pure torch plus the two
@@ -123,13 +130,15 @@ def random_start(rng):
             rng.randrange(2, S - 3))
 
 
-def batch(n_clips, frames, rng, dev, with_mask=False):
+def batch(n_clips, frames, rng, dev, with_mask=False, mouse_scale=1.0):
+    """Clips of the random policy: (x0 [B, 3, F, H, W] in [-1, 1], mouse [B, F, 2] as (dy, dx)
+    times mouse_scale, keyboard [B, F, 5]) and, with_mask, the sprite loss mask [B, 1, F, H, W]."""
     states, kbs, ms = [], [], []
     for _ in range(n_clips):
         acts = random_policy(frames, rng)
         states += trajectory(random_start(rng), acts)
         kbs.append([[float(k in p) for k in KEYS] for p, _, _ in acts])
-        ms.append([[dy, dx] for _, dx, dy in acts])  # (pitch, yaw) = (dy, dx)
+        ms.append([[dy * mouse_scale, dx * mouse_scale] for _, dx, dy in acts])  # (pitch, yaw)
     st = torch.tensor(states, device=dev)
     img = render(st, dev).view(n_clips, frames, S, S, 3)
     x0 = img.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0          # [B, 3, F, H, W]
@@ -175,9 +184,13 @@ def save_safetensors(path, tensors, metadata):
 def action_check(net, args, fpb, dev):
     """Does the model use its actions? Clean context, last block at sigma 1, with the clip's own
     actions and with another clip's: a model that learned the controls loses more with the wrong
-    ones. (The 285-s model shipped first had no such check; it ignored its actions.) Returns
-    (own, other) velocity MSE of the last block, on fixed held-out clips."""
-    x0, mouse, kb = batch(args.batch, args.frames, random.Random(777), dev)
+    ones. (The 285-s model shipped first had no such check; it ignored its actions.) Returns the
+    velocity MSE of the last block, on fixed held-out clips, with (own actions, another clip's
+    actions, another clip's mouse and own keys, another clip's keys and own mouse): the third
+    against the first says whether the mouse is used (the 360-s model of 2026-11-23 used the keys
+    but not the mouse, and the combined check could not tell)."""
+    x0, mouse, kb = batch(args.batch, args.frames, random.Random(777), dev,
+                          mouse_scale=args.mouse_scale)
     g = torch.Generator(device=dev).manual_seed(1)
     sig_f = torch.zeros(args.batch, args.frames, device=dev)
     sig_f[:, -fpb:] = 1.0
@@ -188,11 +201,42 @@ def action_check(net, args, fpb, dev):
     was = net.training
     net.eval()
     with torch.no_grad():
-        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0))):
+        for m_, k_ in ((mouse, kb), (mouse.roll(1, 0), kb.roll(1, 0)), (mouse.roll(1, 0), kb),
+                       (mouse, kb.roll(1, 0))):
             v = net(xt, sig_f * 1000.0, m_, k_)
             gaps.append(((v - (eps - x0))[:, :, -fpb:] ** 2).mean().item())
     net.train(was)
     return gaps
+
+
+def export_state(net, cfg, mouse_scale, dev):
+    """The state dict for files: the training-time mouse scale folded into the mouse columns of
+    each mouse_mlp.0 (its input is cat(hidden [dim], mouse window [pad_t * 2]), model.py and
+    ember's WorldModel alike), so that the file takes raw mouse values. Checked: the folded model
+    on raw mouse == the trained one on scaled mouse."""
+    sd = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
+    for i in cfg.action.blocks:
+        w = sd[f"blocks.{i}.action_model.mouse_mlp.0.weight"]
+        assert w.shape[1] == cfg.dim + cfg.action.mouse_dim * cfg.action.windows_size * \
+            cfg.action.frames_per_latent, w.shape
+        w[:, cfg.dim:] *= mouse_scale
+    folded = WorldModel(cfg).to(dev)
+    folded.load_state_dict(sd)
+    folded.eval()
+    was = net.training
+    net.eval()
+    x0, mouse, kb = batch(4, 8, random.Random(4242), dev)  # raw mouse
+    t = torch.linspace(0.0, 1000.0, 8, device=dev)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # f32 check
+    with torch.no_grad():
+        want = net(x0, t, mouse * mouse_scale, kb)
+        got = folded(x0, t, mouse, kb)
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    net.train(was)
+    err = (got - want).abs().max().item()
+    assert err < 1e-3 * max(1.0, want.abs().max().item()), f"folding the mouse scale changed the output by {err}"
+    return sd
 
 
 def main():
@@ -207,6 +251,9 @@ def main():
     ap.add_argument("--sprite_weight", type=float, default=8.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--f16", action="store_true")
+    ap.add_argument("--mouse_scale", type=float, default=10.0,
+                    help="mouse values are multiplied by this in training and the factor folded "
+                         "into the exported weights (1: the unscaled feed of the 360-s model)")
     args = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -233,7 +280,8 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / 200) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x0, mouse, kb, smask = batch(args.batch, args.frames, rng, dev, with_mask=True)
+        x0, mouse, kb, smask = batch(args.batch, args.frames, rng, dev, with_mask=True,
+                                     mouse_scale=args.mouse_scale)
         # One sigma per (clip, block), biased towards high noise (few-step sampling starts at 1);
         # some blocks clean (context, no loss).
         sig = torch.sigmoid(torch.randn(args.batch, nb, device=dev) * 1.2 + 0.3)
@@ -260,15 +308,16 @@ def main():
         if step % 100 == 0 or step == 1:
             line = f"step {step} t {time.time() - t0:.1f}s lr {lr:.2e} loss {run_loss / run_n:.4f}"
             if step % 500 == 0:
-                own, other = action_check(model, args, fpb, dev)
-                line += f" action check {own:.4f} own vs {other:.4f} other"
+                own, other, o_mouse, o_keys = action_check(model, args, fpb, dev)
+                line += (f" action check {own:.4f} own vs {other:.4f} other"
+                         f" ({o_mouse:.4f} other mouse, {o_keys:.4f} other keys)")
             print(line, flush=True)
             log.append(line)
             run_loss, run_n = 0.0, 0
     total = time.time() - t0
     # Held-out loss of the EMA model at fixed noise levels (all blocks noised alike).
     hrng = random.Random(12345)
-    x0, mouse, kb = batch(args.batch, args.frames, hrng, dev)
+    x0, mouse, kb = batch(args.batch, args.frames, hrng, dev, mouse_scale=args.mouse_scale)
     g = torch.Generator(device=dev).manual_seed(0)
     evals = []
     with torch.no_grad():
@@ -279,14 +328,16 @@ def main():
             evals.append(f"sigma {sg}: {((v - (eps - x0)) ** 2).mean().item():.4f}")
         gaps = action_check(ema, args, fpb, dev)
         evals.append(f"last block at sigma 1 after clean context: {gaps[0]:.4f} with its actions, "
-                     f"{gaps[1]:.4f} with another clip's")
+                     f"{gaps[1]:.4f} with another clip's, {gaps[2]:.4f} with another clip's mouse, "
+                     f"{gaps[3]:.4f} with another clip's keys")
     summary = (f"trained {step} steps in {total:.1f}s (batch {args.batch} x {args.frames} frames, "
-               f"{torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}); "
+               f"{torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}, mouse scale "
+               f"{args.mouse_scale:g} folded into the weights); "
                f"EMA held-out velocity MSE " + ", ".join(evals))
     print(summary, flush=True)
     log.append(summary)
     dtype = torch.float16 if args.f16 else torch.float32
-    tensors = {k: v.to(dtype) for k, v in ema.state_dict().items()}
+    tensors = {k: v.to(dtype) for k, v in export_state(ema, cfg, args.mouse_scale, dev).items()}
     save_safetensors(args.out, tensors, {"ember.world.config": json.dumps(asdict(cfg)),
                                          "ember.world.training": summary})
     with open(args.out + ".log", "w") as f:
