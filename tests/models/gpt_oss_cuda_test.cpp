@@ -160,14 +160,20 @@ TEST_P(GptOssCuda, GreedyGenerationMatchesTheCpuPathFor64Tokens) {
   EXPECT_EQ(gpu.position(), 16 + 10);
 }
 
-TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
-  setenv("EMBER_GPT_OSS_EXPERTS", "int8", 1);  // read when a runtime is made
-  CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 16, Engine::Fused);
+// A fused runtime made with EMBER_GPT_OSS_EXPERTS=mode (read when a runtime is made).
+CausalLM fused_with_experts(const Model& m, const char* mode) {
+  setenv("EMBER_GPT_OSS_EXPERTS", mode, 1);
+  CausalLM lm(m, 256, 16, Engine::Fused);
   unsetenv("EMBER_GPT_OSS_EXPERTS");
+  return lm;
+}
+
+TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
+  CausalLM cpu(*cpu_, 256, 16), gpu = fused_with_experts(*gpu_, "int8");
   std::span<const int32_t> head(prompt_.data(), 16);
   cpu_->set_activation_rounding(prefill_rounding(16, false));
-  const Tensor a = gpu.forward(head, 0, false), b = cpu.forward(head, 0, false);
-  expect_close(compare(a, b), "prefill");
+  const Tensor b = cpu.forward(head, 0, false);
+  expect_close(compare(gpu.forward(head, 0, false), b), "prefill");
   const int32_t first = generate::argmax(b.to_vector<float>());
   cpu_->set_activation_rounding(decode_rounding(Experts::Int8));
   // The first step, before quantisation boundaries can compound: close logits.
@@ -182,13 +188,11 @@ TEST_P(GptOssCuda, Int8ExpertsGenerateLikeTheCpuPathWithTheSameQuantisation) {
 }
 
 TEST_P(GptOssCuda, F32ExpertsMatchTheCpuPathWithoutTheirRounding) {
-  setenv("EMBER_GPT_OSS_EXPERTS", "f32", 1);  // read when a runtime is made
-  CausalLM cpu(*cpu_, 256, 16), gpu(*gpu_, 256, 16, Engine::Fused);
-  unsetenv("EMBER_GPT_OSS_EXPERTS");
+  CausalLM cpu(*cpu_, 256, 16), gpu = fused_with_experts(*gpu_, "f32");
   std::span<const int32_t> head(prompt_.data(), 16);
   cpu_->set_activation_rounding(prefill_rounding(16, false));
-  const Tensor a = gpu.forward(head, 0, false), b = cpu.forward(head, 0, false);
-  expect_close(compare(a, b), "prefill");
+  const Tensor b = cpu.forward(head, 0, false);
+  expect_close(compare(gpu.forward(head, 0, false), b), "prefill");
   cpu_->set_activation_rounding(decode_rounding(Experts::F32));
   for (size_t i = 16; i < prompt_.size(); ++i)
     expect_close(compare(gpu.forward(std::span(&prompt_[i], 1), int64_t(i), false),

@@ -42,24 +42,19 @@ __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-// Sum over the block (every thread gets it); `red` holds 32 floats of shared memory.
-__device__ float block_sum(float v, float* red) {
-  v = warp_sum(v);
+// Sum (or maximum) over the block (every thread gets it); `red` holds 32 floats of shared memory.
+template <bool Max>
+__device__ float block_reduce(float v, float* red) {
+  v = Max ? warp_max(v) : warp_sum(v);
   const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
   __syncthreads();
   if (lane == 0) red[w] = v;
   __syncthreads();
-  return warp_sum(lane < int(blockDim.x / 32) ? red[lane] : 0.f);
+  v = lane < int(blockDim.x / 32) ? red[lane] : Max ? -INFINITY : 0.f;
+  return Max ? warp_max(v) : warp_sum(v);
 }
-
-__device__ float block_max(float v, float* red) {
-  v = warp_max(v);
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  return warp_max(lane < int(blockDim.x / 32) ? red[lane] : -INFINITY);
-}
+__device__ float block_sum(float v, float* red) { return block_reduce<false>(v, red); }
+__device__ float block_max(float v, float* red) { return block_reduce<true>(v, red); }
 
 __device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ int64_t lmax(int64_t a, int64_t b) { return a > b ? a : b; }
