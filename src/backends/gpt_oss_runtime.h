@@ -62,6 +62,7 @@ class GptOssRuntime {
   virtual bool truncate(int64_t position) = 0;
   virtual void reset() = 0;
   virtual size_t device_bytes() const = 0;  // caches and workspace (weights not included)
+  virtual const char* experts() const = 0;  // the experts' decode activations: "bf16", "f32" or "int8"
 };
 
 // The CUDA runtime for weights on `device`, or nullptr with `why` set when the model or the build

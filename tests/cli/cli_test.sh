@@ -59,7 +59,7 @@ check model-missing 1 "$ember" logits --model "$tmp/nope" --tokens "1" --out "$t
 check bench-matrix 0 "$ember" bench --model "$src/tests/data/gpt_oss/tiny_a" --prompt-tokens 4 --decode-tokens 3 \
   --prefill 8,16 --decode-context 0,20 --json
 for key in '"prefill":[{"prompt_tokens":8,' '{"prompt_tokens":16,' '"decode":[{"context":0,"tokens":3,' '{"context":20,"tokens":3,' \
-  '"bound_tokens_per_second":' '"engine":"ops"'; do
+  '"bound_tokens_per_second":' '"engine":"ops","expert_activations":null'; do
   expect_out bench-matrix "$key"
 done
 check bench-text 0 "$ember" bench --model "$src/tests/data/gpt_oss/tiny_a" --prompt-tokens 4 --decode-tokens 2 --decode-context 5

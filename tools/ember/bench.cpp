@@ -101,6 +101,7 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
       nlohmann::ordered_json j = {{"model", dir},
                                   {"device", bo.device.str()},
                                   {"engine", r.fused ? "fused" : "ops"},
+                                  {"expert_activations", r.experts.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(r.experts)},
                                   {"threads", num_threads()},
                                   {"layers", c.num_hidden_layers},
                                   {"experts", c.num_experts},
@@ -160,8 +161,9 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     std::printf("memory   peak resident %s; now %s = %s mapped files + %s allocated\n", size(m.peak_resident).c_str(),
                 size(m.resident).c_str(), size(m.resident_file).c_str(), size(m.resident_anon).c_str());
     if (bo.device.is_cuda())
-      std::printf("gpu      %s engine; ember allocated peak %s (KV cache + workspace %s); device in use %s of %s\n",
-                  r.fused ? "fused" : "ops", size(r.device_memory.peak_allocated).c_str(),
+      std::printf("gpu      %s engine%s; ember allocated peak %s (KV cache + workspace %s); device in use %s of %s\n",
+                  r.fused ? "fused" : "ops", r.experts.empty() ? "" : (" (" + r.experts + " experts)").c_str(),
+                  size(r.device_memory.peak_allocated).c_str(),
                   size(r.runtime_device_bytes).c_str(), size(r.device_memory.used).c_str(),
                   size(r.device_memory.total).c_str());
     for (const auto& p : r.prefill_points)

@@ -205,6 +205,7 @@ struct BenchResult {
   ProcessMemory memory;              // read after the run; peak_resident covers loading too
   DeviceMemory device_memory;        // CUDA: read after the run (peak_allocated covers everything)
   size_t runtime_device_bytes = 0;   // fused runtime: KV cache + workspace of the main run
+  std::string experts;               // fused runtime: the experts' decode activations (bf16/f32/int8)
   double prefill_tokens_per_second() const { return double(prompt_tokens) / std::max(prefill_seconds, 1e-12); }
   double decode_tokens_per_second() const { return double(decode_tokens) / std::max(decode_seconds, 1e-12); }
 };
@@ -239,6 +240,9 @@ class CausalLM : public generate::CausalModel {
                                      const std::function<bool(int32_t)>& on_token) override;
   bool fused() const { return runtime_ != nullptr; }
   size_t device_bytes() const;  // fused runtime: KV cache and workspace on the device
+  // Fused runtime: the experts' decode activations ("bf16", "f32", "int8"; EMBER_GPT_OSS_EXPERTS);
+  // empty on the op path.
+  std::string fused_experts() const;
 
  private:
   void seek(int64_t start_pos);  // rewinds to start_pos if earlier; throws unless it is then position()

@@ -1288,6 +1288,9 @@ class CudaGptOss final : public GptOssRuntime {
 
   int64_t position() const override { return pos_; }
   size_t device_bytes() const override { return workspace_bytes_; }
+  const char* experts() const override {
+    return experts_ == Experts::F32 ? "f32" : experts_ == Experts::Int8 ? "int8" : "bf16";
+  }
   void reset() override { set_position(0); }
 
   bool truncate(int64_t position) override {

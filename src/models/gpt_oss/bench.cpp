@@ -86,6 +86,7 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
     r.decode_cpu_seconds = process_cpu_seconds() - cpu;
     r.generated.insert(r.generated.end(), tokens.begin(), tokens.end());
     r.runtime_device_bytes = lm.device_bytes();
+    r.experts = lm.fused_experts();
   }
 
   const uint64_t points = o.prefill_lengths.size() + o.decode_contexts.size();

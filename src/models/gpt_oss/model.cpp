@@ -247,6 +247,7 @@ int64_t CausalLM::position() const {
 }
 
 size_t CausalLM::device_bytes() const { return runtime_ ? runtime_->device_bytes() : 0; }
+std::string CausalLM::fused_experts() const { return runtime_ ? runtime_->experts() : ""; }
 
 bool CausalLM::rewind(int64_t position) {
   if (runtime_) return runtime_->truncate(position);
