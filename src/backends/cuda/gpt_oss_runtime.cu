@@ -164,6 +164,13 @@ __device__ void copy_to_smem(const float* src, int n, float* dst) {
   __syncthreads();
 }
 
+// gpt-oss's clamped SwiGLU of one (glu, linear) pair, biases added (model.py's swiglu).
+__device__ __forceinline__ float swiglu_clamped(float glu, float lin, float limit) {
+  glu = fminf(glu, limit);
+  lin = fmaxf(fminf(lin, limit), -limit);
+  return glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+}
+
 // 2^(s-127) for a UE8 scale byte.
 __device__ __forceinline__ float ue8(uint32_t s) { return s ? __uint_as_float(s << 23) : ldexpf(1.0f, -127); }
 
@@ -324,6 +331,12 @@ __device__ __forceinline__ int f16_exponent(float amax) {
   const int p = 15 - e;
   return p < -60 ? -60 : p > 60 ? 60 : p;
 }
+// f16_exponent of the n values at v (the whole block; every thread gets it).
+__device__ int f16_exponent_of(const float* v, int n, float* red) {
+  float m = 0.f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, fabsf(v[i]));
+  return f16_exponent(block_max(m, red));
+}
 __device__ __forceinline__ uint16_t f16_scaled(float v, int p) {
   return __half_as_ushort(__float2half_rn(ldexpf(__bfloat162float(__float2bfloat16_rn(v)), p)));
 }
@@ -348,6 +361,8 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1,
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Unlike ld_stream_u32, allocates in L1: a quad reads 16 bytes of a 32-byte sector whose other
+// half the next block's load wants.
 __device__ __forceinline__ uint32_t ld_weight_u32(const uint8_t* p) {
   uint32_t r;
   asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(r) : "l"(p));
@@ -652,9 +667,7 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
   if (a.t)
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x) a.t[i] = xs[i];
   if (a.xh) {
-    float m = 0.f;
-    for (int i = threadIdx.x; i < a.H; i += blockDim.x) m = fmaxf(m, fabsf(xs[i]));
-    const int p = f16_exponent(block_max(m, red));
+    const int p = f16_exponent_of(xs, a.H, red);
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.H; i += gridDim.x * blockDim.x)
       a.xh[f16_pair_index(i)] = f16_scaled(xs[i], p);
     if (blockIdx.x == 0 && threadIdx.x == 0) *a.xexp = p;
@@ -721,11 +734,9 @@ __global__ void __launch_bounds__(kThreads, kUpBlocksPerSm) moe_up_kernel(MoeUpA
   dot_rows_mxfp4_f32<8, 8, kExpertUnroll>(blocks, scales, x, nb, lane, lut, d);
   if (lane < 4) {
     const float* b = a.bias + size_t(e) * 2 * a.I + 2 * (j0 + lane);
-    float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
-    float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
-    glu = fminf(glu + b[0], a.limit);
-    lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
-    a.act[size_t(ts) * a.I + j0 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    const float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
+    const float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
+    a.act[size_t(ts) * a.I + j0 + lane] = swiglu_clamped(glu + b[0], lin + b[1], a.limit);
   }
 }
 
@@ -822,11 +833,9 @@ __global__ void __launch_bounds__(kThreads) moe_up_q8_kernel(MoeQ8Args a) {
   dot_rows_mxfp4_q8<8>(blocks, scales, xq, xs, nb, lane, d);
   if (lane < 4) {
     const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * (j0 + lane);
-    float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
-    float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
-    glu = fminf(glu + b[0], a.limit);
-    lin = fmaxf(fminf(lin + b[1], a.limit), -a.limit);
-    act[w * 4 + lane] = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    const float glu = lane == 0 ? d[0] : lane == 1 ? d[2] : lane == 2 ? d[4] : d[6];
+    const float lin = lane == 0 ? d[1] : lane == 1 ? d[3] : lane == 2 ? d[5] : d[7];
+    act[w * 4 + lane] = swiglu_clamped(glu + b[0], lin + b[1], a.limit);
   }
   __syncthreads();
   if (w == 0)
@@ -908,9 +917,8 @@ __global__ void __launch_bounds__(kThreads, kUpMinBlocks) moe_up_f16_kernel(MoeF
     const int j = threadIdx.x, J = blockIdx.x * 32 + j;
     const float f = ldexpf(1.0f, 14 - a.xexp[t]);
     const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * J;
-    const float glu = fminf((part[0][2 * j] + part[1][2 * j]) * f + b[0], a.limit);
-    const float lin = fmaxf(fminf((part[0][2 * j + 1] + part[1][2 * j + 1]) * f + b[1], a.limit), -a.limit);
-    const float y = glu / (1.0f + expf(-1.702f * glu)) * (lin + 1.0f);
+    const float y = swiglu_clamped((part[0][2 * j] + part[1][2 * j]) * f + b[0],
+                                   (part[0][2 * j + 1] + part[1][2 * j + 1]) * f + b[1], a.limit);
     a.acth[size_t(ts) * a.I + f16_pair_index(J)] = f16_scaled(y, a.act_exp);
   }
 }
@@ -952,9 +960,7 @@ __global__ void __launch_bounds__(kThreads, kDownMinBlocks) moe_down_f16_kernel(
 __global__ void f16_rows_kernel(const float* x, int H, uint16_t* xh, int* xexp) {
   __shared__ float red[32];
   const float* row = x + size_t(blockIdx.x) * H;
-  float m = 0.f;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) m = fmaxf(m, fabsf(row[i]));
-  const int p = f16_exponent(block_max(m, red));
+  const int p = f16_exponent_of(row, H, red);
   for (int i = threadIdx.x; i < H; i += blockDim.x) xh[size_t(blockIdx.x) * H + f16_pair_index(i)] = f16_scaled(row[i], p);
   if (threadIdx.x == 0) xexp[blockIdx.x] = p;
 }
