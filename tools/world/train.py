@@ -50,9 +50,10 @@ KEYS = synthetic.KEYS  # W, S, A, D, SPACE: the model's keyboard order
 S = synthetic.SIZE
 
 
-def config():
+def config(rope_theta=10000.0):
     return WorldConfig(in_channels=3, out_channels=3, patch=(1, 4, 4), dim=128, ffn_dim=512,
-                       freq_dim=64, heads=4, layers=4, frames_per_block=2, local_attn_frames=6,
+                       freq_dim=64, heads=4, layers=4, rope_theta=rope_theta, frames_per_block=2,
+                       local_attn_frames=6,
                        sink_frames=1,
                        action=ActionConfig(keyboard_dim=5, mouse_dim=2, hidden_size=32,
                                            keyboard_hidden_dim=64, mouse_hidden_dim=64, heads=4,
@@ -254,7 +255,14 @@ def main():
     ap.add_argument("--mouse_scale", type=float, default=10.0,
                     help="mouse values are multiplied by this in training and the factor folded "
                          "into the exported weights (1: the unscaled feed of the 360-s model)")
+    ap.add_argument("--pan", type=int, default=synthetic.PAN,
+                    help="camera px per mouse unit (experiments; ember's world, src/world/"
+                         "synthetic.cpp, must use the same to test the file)")
+    ap.add_argument("--rope_theta", type=float, default=10000.0,
+                    help="the video RoPE's base (Wan: 10000; its fastest frequency is 1 rad a "
+                         "patch and the rest are near 0 on an 8x8 grid)")
     args = ap.parse_args()
+    synthetic.PAN = args.pan
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -262,7 +270,7 @@ def main():
     rng = random.Random(0)
     check_renderer(dev, random.Random(1))
     print("renderer matches synthetic.py", flush=True)
-    cfg = config()
+    cfg = config(args.rope_theta)
     model = WorldModel(cfg).to(dev)
     ema = copy.deepcopy(model).requires_grad_(False)
     print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
@@ -332,7 +340,7 @@ def main():
                      f"{gaps[3]:.4f} with another clip's keys")
     summary = (f"trained {step} steps in {total:.1f}s (batch {args.batch} x {args.frames} frames, "
                f"{torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}, mouse scale "
-               f"{args.mouse_scale:g} folded into the weights); "
+               f"{args.mouse_scale:g} folded into the weights, pan {synthetic.PAN} px a unit); "
                f"EMA held-out velocity MSE " + ", ".join(evals))
     print(summary, flush=True)
     log.append(summary)
