@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/sampling.h"
 #include "ember/core/tensor.h"
 
 namespace ember::backend {
@@ -56,6 +57,15 @@ class GptOssRuntime {
   // stop early by returning false.
   virtual std::vector<int32_t> decode_greedy(int32_t token, int64_t count,
                                              const std::function<bool(int32_t)>& on_token = nullptr) = 0;
+  // Sampling on the device (backends/cuda/sampling.h: the host Sampler's processors, ties and
+  // draw): picks a token from the last row of `logits` (f32 rows of vocab on this device, as
+  // forward returns them), then `count` - 1 times feeds the last pick through the captured graph,
+  // which ends with the sampler, and picks the next; returns the `count` tokens. `history`: the
+  // tokens the penalties count before the first pick (each pick joins them). The i-th pick draws
+  // uniform(params.seed, params.offset + i) unless greedy. `on_token` as decode_greedy's.
+  virtual std::vector<int32_t> sample(const Tensor& logits, int64_t count, const SamplingParams& params,
+                                      std::span<const int32_t> history,
+                                      const std::function<bool(int32_t)>& on_token = nullptr) = 0;
   virtual int64_t position() const = 0;
   // Forgets positions >= position; false (nothing changed) when a windowed layer's ring no longer
   // holds what the window needs from there.

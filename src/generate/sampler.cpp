@@ -122,12 +122,14 @@ void apply_top_p(std::span<float> logits, float p, int64_t min_tokens_to_keep) {
   std::vector<float> sorted(n);
   for (size_t i = 0; i < n; ++i) sorted[i] = logits[order[i]];
   auto probs = probabilities(sorted);
-  // Cumulative sum in f32, as torch.cumsum over the f32 softmax does.
-  float cum = 0;
+  // The cumulative sum of the f32 probabilities as torch.cumsum gives it on the CPU: accumulated in
+  // double (at::acc_type<float, false>), each value rounded to f32. Near-exact, so the device
+  // sampler (backends/cuda/sampling.cu), which sums in another order, keeps the same tokens.
+  double cum = 0;
   std::vector<bool> remove(n);
   for (size_t i = 0; i < n; ++i) {
-    cum += float(probs[i]);
-    remove[i] = cum <= 1.0f - p;
+    cum += double(float(probs[i]));
+    remove[i] = float(cum) <= 1.0f - p;
   }
   for (size_t i = n - std::min<size_t>(n, size_t(min_tokens_to_keep)); i < n; ++i) remove[i] = false;
   for (size_t i = 0; i < n; ++i)

@@ -74,9 +74,9 @@ std::vector<float> top_p_ref(std::vector<float> l, float p, int64_t keep) {
   std::vector<float> sorted;
   for (size_t i : order) sorted.push_back(l[i]);
   const auto probs = softmax_ref(sorted);
-  float cum = 0;
+  double cum = 0;  // torch.cumsum on the CPU: f32 values accumulated in double
   std::vector<bool> remove(l.size());
-  for (size_t i = 0; i < l.size(); ++i) remove[i] = (cum += float(probs[i])) <= 1.0f - p;
+  for (size_t i = 0; i < l.size(); ++i) remove[i] = float(cum += double(float(probs[i]))) <= 1.0f - p;
   for (size_t i = l.size() - std::min(l.size(), size_t(keep)); i < l.size(); ++i) remove[i] = false;
   for (size_t i = 0; i < l.size(); ++i)
     if (remove[i]) l[order[i]] = -kInf;

@@ -24,6 +24,16 @@ class CausalModel {
   // forward and takes the argmax on the host; a model that keeps it on the device overrides it.
   virtual std::vector<int32_t> decode_greedy(int32_t token, int64_t start_pos, int64_t count,
                                              const std::function<bool(int32_t)>& on_token);
+  // Sampling steps: picks a token from the last row of `logits` (the previous forward's) as
+  // Sampler(sampling) would, drawing from `generator` (one uniform a pick unless greedy; it
+  // advances), then feeds it at `start_pos`, picks the next from its logits, and so on until
+  // `count` tokens or `on_token` (optional) returns false; returns the tokens. `history` holds the
+  // tokens before the first pick; the penalties see it and the picks. This default runs forward
+  // and Sampler on the host; a model that samples on the device overrides it.
+  virtual std::vector<int32_t> sample(const Tensor& logits, int64_t start_pos, int64_t count,
+                                      const SamplingConfig& sampling, Generator& generator,
+                                      std::span<const int32_t> history,
+                                      const std::function<bool(int32_t)>& on_token);
 };
 
 enum class StopReason { StopToken, MaxTokens, ContextFull, Callback };
@@ -47,7 +57,8 @@ struct RunResult {
 };
 
 // Resets the model, then prefills and decodes. Greedy sampling without penalties decodes through
-// CausalModel::decode_greedy (on CUDA gpt-oss: graph replays, no logits copied to the host). The prompt must be non-empty and leave room in the
+// CausalModel::decode_greedy, any other through CausalModel::sample (on CUDA gpt-oss both replay
+// a graph and copy no logits to the host). The prompt must be non-empty and leave room in the
 // context (a clear error says by how much it does not).
 RunResult run(CausalModel& model, std::span<const int32_t> prompt, const RunnerOptions& options);
 

@@ -238,6 +238,17 @@ class CausalLM : public generate::CausalModel {
   // generate::CausalModel's: the same from `start_pos` (rewinding first if it is earlier).
   std::vector<int32_t> decode_greedy(int32_t token, int64_t start_pos, int64_t count,
                                      const std::function<bool(int32_t)>& on_token) override;
+  // Sampling (generate::CausalModel::sample's contract) from position(). With the fused runtime the
+  // processors and the draw run on the device (the same tokens as the host Sampler for the same
+  // generator state, backends/cuda/sampling.h says when they could differ) and each step replays
+  // a CUDA graph that ends with the sampler: no logits reach the host.
+  std::vector<int32_t> sample(const Tensor& logits, int64_t count, const generate::SamplingConfig& sampling,
+                              Generator& generator, std::span<const int32_t> history,
+                              const std::function<bool(int32_t)>& on_token = nullptr);
+  std::vector<int32_t> sample(const Tensor& logits, int64_t start_pos, int64_t count,
+                              const generate::SamplingConfig& sampling, Generator& generator,
+                              std::span<const int32_t> history,
+                              const std::function<bool(int32_t)>& on_token) override;
   bool fused() const { return runtime_ != nullptr; }
   size_t device_bytes() const;  // fused runtime: KV cache and workspace on the device
   // Fused runtime: the experts' decode activations ("bf16", "f32", "int8"; EMBER_GPT_OSS_EXPERTS);

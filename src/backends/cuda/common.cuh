@@ -73,6 +73,21 @@ __device__ __forceinline__ uint16_t f32_to_f16_bits(float f) {
   return sign | uint16_t(out);
 }
 
+// Philox4x32-10 with the high counter word 0, identical to philox4x32 in src/core/generator.cpp
+// (the same seed gives the same numbers on the host and the device).
+__device__ __forceinline__ void philox4x32(uint64_t key, uint64_t ctr, uint32_t out[4]) {
+  uint32_t c0 = uint32_t(ctr), c1 = uint32_t(ctr >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
+    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+  }
+  out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+
 template <typename T> struct is_float_t { static constexpr bool value = false; };
 template <> struct is_float_t<float> { static constexpr bool value = true; };
 template <> struct is_float_t<bf16_t> { static constexpr bool value = true; };

@@ -18,23 +18,10 @@ __global__ void arange_kernel(T* out, int64_t n, double start, double step) {
   GRID_LOOP(i, n) st(out + i, start + double(i) * step);
 }
 
-// Philox4x32-10, identical to src/core/generator.cpp.
-__device__ void philox(uint64_t key, uint64_t ctr, uint32_t out[4]) {
-  uint32_t c0 = uint32_t(ctr), c1 = uint32_t(ctr >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
-    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-  }
-  out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
-}
 __global__ void random_kernel(float* out, int64_t n, bool normal, uint64_t seed, uint64_t offset) {
   GRID_LOOP(i, n) {
     uint32_t r[4];
-    philox(seed, offset + uint64_t(i), r);
+    philox4x32(seed, offset + uint64_t(i), r);
     const float u0 = float(r[0] >> 8) * (1.0f / 16777216.0f);
     if (!normal) {
       out[i] = u0;

@@ -15,6 +15,7 @@
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/gpt_oss_prefill.h"
+#include "backends/cuda/sampling.h"
 #include "backends/gpt_oss_runtime.h"
 
 namespace ember::backend {
@@ -1288,12 +1289,13 @@ class CudaGptOss final : public GptOssRuntime {
                      1000.0 * v.first / double(profiled_steps_), 100.0 * v.first / total, 1000.0 * v.first / v.second);
     }
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    if (sample_graph_exec_) cudaGraphExecDestroy(sample_graph_exec_);
     if (cublas_) cublasDestroy(cublas_);
     if (host_tokens_) cudaFreeHost(host_tokens_);
   }
 
   int64_t position() const override { return pos_; }
-  size_t device_bytes() const override { return workspace_bytes_; }
+  size_t device_bytes() const override { return workspace_bytes_ + (sampler_ ? sampler_->device_bytes() : 0); }
   const char* experts() const override {
     return experts_ == Experts::F32 ? "f32" : experts_ == Experts::Int8 ? "int8" : "bf16";
   }
@@ -1371,6 +1373,53 @@ class CudaGptOss final : public GptOssRuntime {
     return out;
   }
 
+  std::vector<int32_t> sample(const Tensor& logits, int64_t count, const SamplingParams& params,
+                              std::span<const int32_t> history, const std::function<bool(int32_t)>& on_token) override {
+    set_device(dev_);
+    EMBER_CHECK(logits.defined() && logits.device() == Device::cuda(dev_) && logits.dtype() == DType::F32 &&
+                    logits.is_contiguous() && logits.numel() > 0 && logits.numel() % d_.vocab == 0,
+                "gpt-oss sample: logits must be contiguous f32 rows of {} on cuda:{}", d_.vocab, dev_);
+    EMBER_CHECK(pos_ + count - 1 <= max_context_, "gpt-oss sample: {} steps from position {} exceed the context of {}",
+                count - 1, pos_, max_context_);
+    std::vector<int32_t> out;
+    if (count <= 0) return out;
+    if (!sampler_) sampler_ = std::make_unique<DeviceSampler>(dev_, d_.vocab);
+    sampler_->configure(params, history, stream_);
+    const float* row = static_cast<const float*>(logits.raw_data()) + (logits.numel() - d_.vocab);
+    if (row != dptr<float>(logits_))
+      EMBER_CUDA_CHECK(cudaMemcpyAsync(logits_.raw_data(), row, sizeof(float) * size_t(d_.vocab), cudaMemcpyDeviceToDevice,
+                                       stream_));
+    int32_t* pinned = nullptr;
+    if (!on_token) EMBER_CUDA_CHECK(cudaMallocHost(&pinned, sizeof(int32_t) * size_t(count)));
+    for (int64_t i = 0; i < count; ++i) {
+      if (i == 0) {
+        sampler_->sample(dptr<float>(logits_), dptr<int32_t>(tokens_), stream_);
+      } else {
+        launch_sample_graph();
+        ++pos_;
+      }
+      if (on_token) {
+        EMBER_CUDA_CHECK(cudaMemcpyAsync(host_tokens_, tokens_.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+        sampler_->enqueue_status(stream_);
+        EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        sampler_->check();
+        out.push_back(host_tokens_[0]);
+        if (!on_token(host_tokens_[0])) return out;
+      } else {
+        EMBER_CUDA_CHECK(cudaMemcpyAsync(pinned + i, tokens_.raw_data(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    if (!on_token) {
+      sampler_->enqueue_status(stream_);
+      const cudaError_t err = cudaStreamSynchronize(stream_);
+      out.assign(pinned, pinned + count);
+      cudaFreeHost(pinned);
+      EMBER_CUDA_CHECK(err);
+      sampler_->check();
+    }
+    return out;
+  }
+
  private:
   void set_position(int64_t p) {
     pos_ = p;
@@ -1415,22 +1464,58 @@ class CudaGptOss final : public GptOssRuntime {
       collect_marks();
       return;
     }
-    if (!graph_exec_) {
-      cudaGraph_t graph = nullptr;
-      EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      try {
-        decode_kernels();
-      } catch (...) {
-        cudaStreamEndCapture(stream_, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        throw;
-      }
-      EMBER_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      const cudaError_t err = cudaGraphInstantiate(&graph_exec_, graph, 0);
-      cudaGraphDestroy(graph);
-      EMBER_CUDA_CHECK(err);
-    }
+    if (!graph_exec_) graph_exec_ = capture([&] { decode_kernels(); });
     EMBER_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  }
+
+  // A decode step whose token comes from the device sampler (it overwrites the argmax in tokens_).
+  void launch_sample_graph() {
+    auto step = [&] {
+      decode_kernels();
+      sampler_->sample(dptr<float>(logits_), dptr<int32_t>(tokens_), stream_);
+      mark("sample");
+    };
+    if (profiling_) {
+      mark("start");
+      step();
+      collect_marks();
+      return;
+    }
+    if (!sample_graph_exec_ && !sample_eager_) {
+      try {
+        sample_graph_exec_ = capture(step);
+      } catch (const Error& e) {
+        // A driver that cannot capture the cooperative launch: the graph, then the sampler.
+        std::fprintf(stderr, "gpt-oss: sampling outside the decode graph (%s)\n", e.what());
+        (void)cudaGetLastError();  // the refused launch's error must not surface at the next check
+        sample_eager_ = true;
+      }
+    }
+    if (sample_eager_) {
+      launch_graph();
+      sampler_->sample(dptr<float>(logits_), dptr<int32_t>(tokens_), stream_);
+      return;
+    }
+    EMBER_CUDA_CHECK(cudaGraphLaunch(sample_graph_exec_, stream_));
+  }
+
+  template <typename F>
+  cudaGraphExec_t capture(F&& kernels) {
+    cudaGraph_t graph = nullptr;
+    EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      kernels();
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    EMBER_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    EMBER_CUDA_CHECK(err);
+    return exec;
   }
 
   // The decode step's kernels (captured once): token tokens_[0] at position *pos_dev_.
@@ -1653,6 +1738,10 @@ class CudaGptOss final : public GptOssRuntime {
   int32_t* host_tokens_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudaGraphExec_t graph_exec_ = nullptr;
+  // Device sampling (made on first use): its graph is the decode step followed by the sampler.
+  std::unique_ptr<DeviceSampler> sampler_;
+  cudaGraphExec_t sample_graph_exec_ = nullptr;
+  bool sample_eager_ = false;
   size_t workspace_bytes_ = 0;
   bool profiling_ = [] {
     const char* v = std::getenv("EMBER_CUDA_PROFILE");

@@ -234,6 +234,42 @@ std::vector<int32_t> CausalLM::decode_greedy(int32_t token, int64_t start_pos, i
   return generate::CausalModel::decode_greedy(token, start_pos, count, on_token);
 }
 
+std::vector<int32_t> CausalLM::sample(const Tensor& logits, int64_t count, const generate::SamplingConfig& sampling,
+                                      Generator& generator, std::span<const int32_t> history,
+                                      const std::function<bool(int32_t)>& on_token) {
+  return sample(logits, position(), count, sampling, generator, history, on_token);
+}
+
+std::vector<int32_t> CausalLM::sample(const Tensor& logits, int64_t start_pos, int64_t count,
+                                      const generate::SamplingConfig& sampling, Generator& generator,
+                                      std::span<const int32_t> history, const std::function<bool(int32_t)>& on_token) {
+  seek(start_pos);
+  if (!runtime_ || !logits.device().is_cuda())
+    return generate::CausalModel::sample(logits, start_pos, count, sampling, generator, history, on_token);
+  sampling.validate();
+  backend::SamplingParams p;
+  p.temperature = sampling.temperature, p.top_k = sampling.top_k, p.top_p = sampling.top_p, p.min_p = sampling.min_p;
+  p.repetition_penalty = sampling.repetition_penalty, p.frequency_penalty = sampling.frequency_penalty;
+  p.presence_penalty = sampling.presence_penalty, p.min_tokens_to_keep = sampling.min_tokens_to_keep;
+  p.seed = generator.seed(), p.offset = generator.offset();
+  // Drawn tokens are counted as they arrive, so that an error or an early stop leaves the
+  // generator where the host Sampler would have left it.
+  int64_t picked = 0;
+  auto counted = [&](int32_t t) {
+    ++picked;
+    return !on_token || on_token(t);
+  };
+  std::vector<int32_t> out;
+  try {
+    out = runtime_->sample(logits.contiguous(), count, p, history, on_token ? std::function<bool(int32_t)>(counted) : nullptr);
+  } catch (...) {
+    if (!sampling.greedy()) generator.set_offset(p.offset + uint64_t(picked));
+    throw;
+  }
+  if (!sampling.greedy()) generator.set_offset(p.offset + uint64_t(out.size()));
+  return out;
+}
+
 void CausalLM::reset() {
   if (runtime_)
     runtime_->reset();
