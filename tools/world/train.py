@@ -29,6 +29,7 @@ sibling files.
 """
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -50,10 +51,10 @@ KEYS = synthetic.KEYS  # W, S, A, D, SPACE: the model's keyboard order
 S = synthetic.SIZE
 
 
-def config(rope_theta=10000.0):
+def config(rope_theta=10000.0, camera_heads=0, camera_pan=0.0):
     return WorldConfig(in_channels=3, out_channels=3, patch=(1, 4, 4), dim=128, ffn_dim=512,
                        freq_dim=64, heads=4, layers=4, rope_theta=rope_theta, frames_per_block=2,
-                       local_attn_frames=6,
+                       local_attn_frames=6, camera_heads=camera_heads, camera_pan=camera_pan,
                        sink_frames=1,
                        action=ActionConfig(keyboard_dim=5, mouse_dim=2, hidden_size=32,
                                            keyboard_hidden_dim=64, mouse_hidden_dim=64, heads=4,
@@ -261,6 +262,8 @@ def main():
     ap.add_argument("--rope_theta", type=float, default=10000.0,
                     help="the video RoPE's base (Wan: 10000; its fastest frequency is 1 rad a "
                          "patch and the rest are near 0 on an 8x8 grid)")
+    ap.add_argument("--camera_heads", type=int, default=0,
+                    help="self-attention heads with camera-aware RoPE (model.py; 0: off)")
     args = ap.parse_args()
     synthetic.PAN = args.pan
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -270,7 +273,9 @@ def main():
     rng = random.Random(0)
     check_renderer(dev, random.Random(1))
     print("renderer matches synthetic.py", flush=True)
-    cfg = config(args.rope_theta)
+    # The file's camera_pan takes raw mouse values; training feeds them times mouse_scale.
+    cfg_file = config(args.rope_theta, args.camera_heads, float(args.pan) if args.camera_heads else 0.0)
+    cfg = dataclasses.replace(cfg_file, camera_pan=cfg_file.camera_pan / args.mouse_scale)
     model = WorldModel(cfg).to(dev)
     ema = copy.deepcopy(model).requires_grad_(False)
     print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
@@ -345,8 +350,8 @@ def main():
     print(summary, flush=True)
     log.append(summary)
     dtype = torch.float16 if args.f16 else torch.float32
-    tensors = {k: v.to(dtype) for k, v in export_state(ema, cfg, args.mouse_scale, dev).items()}
-    save_safetensors(args.out, tensors, {"ember.world.config": json.dumps(asdict(cfg)),
+    tensors = {k: v.to(dtype) for k, v in export_state(ema, cfg_file, args.mouse_scale, dev).items()}
+    save_safetensors(args.out, tensors, {"ember.world.config": json.dumps(asdict(cfg_file)),
                                          "ember.world.training": summary})
     with open(args.out + ".log", "w") as f:
         f.write("\n".join(log) + "\n")

@@ -51,6 +51,12 @@ class WorldConfig:
     frames_per_block: int = 2
     local_attn_frames: int = 6       # window in frames, counted back from the block's last frame
     sink_frames: int = 1             # first frames always visible
+    # Camera-aware RoPE (ember's, not Matrix-Game-2's): the last camera_heads heads of every
+    # self-attention place their tokens at world positions, the screen position plus the camera
+    # offset the mouse has moved so far (camera_pan pixels a mouse unit: yaw moves +x, pitch -y),
+    # so the ground a pan moves sits at the same position in both frames. 0: off.
+    camera_heads: int = 0
+    camera_pan: float = 0.0
     action: ActionConfig = field(default_factory=ActionConfig)
 
 
@@ -74,10 +80,11 @@ def rope_angles(split, theta, positions):
 
 
 def apply_rope(x, angles):
-    """x [B, N, H, D] with interleaved pairs (Wan / Matrix-Game-2); angles [N, D/2]."""
+    """x [B, N, H, D] with interleaved pairs (Wan / Matrix-Game-2); angles [N, D/2] or
+    [B, N, D/2]."""
     b, n, h, d = x.shape
     xc = torch.view_as_complex(x.to(torch.float64).reshape(b, n, h, d // 2, 2))
-    f = torch.polar(torch.ones_like(angles), angles).view(1, n, 1, d // 2)
+    f = torch.polar(torch.ones_like(angles), angles).view(-1, n, 1, d // 2)
     return torch.view_as_real(xc * f).flatten(3).to(x.dtype)
 
 
@@ -109,15 +116,24 @@ class SelfAttention(nn.Module):
         super().__init__()
         d = cfg.dim
         self.heads = cfg.heads
+        self.camera_heads = cfg.camera_heads
         self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
         self.norm_q = WanRMSNorm(d, cfg.eps)
         self.norm_k = WanRMSNorm(d, cfg.eps)
 
+    def rope(self, x, angles):
+        """angles: [N, hd/2] for all heads, or (screen [N, hd/2], world [B, N, hd/2]) with the
+        world angles for the last camera_heads heads."""
+        if not isinstance(angles, tuple):
+            return apply_rope(x, angles)
+        c = self.heads - self.camera_heads
+        return torch.cat([apply_rope(x[:, :, :c], angles[0]), apply_rope(x[:, :, c:], angles[1])], 2)
+
     def forward(self, x, angles, mask):
         b, n, d = x.shape
         h = self.heads
-        q = apply_rope(self.norm_q(self.q(x)).view(b, n, h, -1), angles)
-        k = apply_rope(self.norm_k(self.k(x)).view(b, n, h, -1), angles)
+        q = self.rope(self.norm_q(self.q(x)).view(b, n, h, -1), angles)
+        k = self.rope(self.norm_k(self.k(x)).view(b, n, h, -1), angles)
         v = self.v(x).view(b, n, h, -1)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            attn_mask=mask)
@@ -249,6 +265,16 @@ class WorldModel(nn.Module):
         hh = torch.arange(gh, device=dev).repeat_interleave(gw).repeat(frames)
         ww = torch.arange(gw, device=dev).repeat(frames * gh)
         angles = rope_angles(self.rope_split, cfg.rope_theta, torch.stack([fr, hh, ww], 1))
+        if cfg.camera_heads:
+            # Camera of frame f: the pans of raw frames before r*f, in patches.
+            r = cfg.action.frames_per_latent
+            cum = torch.cat([torch.zeros_like(mouse[:, :1]), mouse.cumsum(1)], 1).double()
+            cam = cum[:, r * torch.arange(frames, device=dev)] * cfg.camera_pan  # [B, F, (pitch, yaw)]
+            oy = (-cam[..., 0] / cfg.patch[1]).repeat_interleave(S, 1)         # [B, N]
+            ox = (cam[..., 1] / cfg.patch[2]).repeat_interleave(S, 1)
+            world = torch.stack([fr.double().expand(b, -1), hh + oy, ww + ox], 2)  # [B, N, 3]
+            world = rope_angles(self.rope_split, cfg.rope_theta, world.reshape(-1, 3))
+            angles = (angles, world.view(b, -1, world.shape[-1]))
         mask = block_causal_mask(fr, fr, cfg.frames_per_block, cfg.local_attn_frames, cfg.sink_frames)
         for blk in self.blocks:
             x = blk(x, e0, frames, S, angles, mask, mouse, keyboard)
