@@ -138,26 +138,36 @@ std::pair<Tensor, Tensor> Rope3d::tables(int64_t frames, int64_t height, int64_t
   EMBER_CHECK(frames > 0 && height > 0 && width > 0 && frame_offset >= 0,
               "rope3d: invalid grid {}x{}x{} at frame offset {}", frames, height, width,
               frame_offset);
-  const int64_t half = config_.head_dim / 2, tokens = frames * height * width;
+  std::vector<std::array<double, 3>> pos;
+  pos.reserve(size_t(frames * height * width));
+  for (int64_t f = 0; f < frames; ++f)
+    for (int64_t h = 0; h < height; ++h)
+      for (int64_t w = 0; w < width; ++w) pos.push_back({double(frame_offset + f), double(h), double(w)});
+  return tables_at(pos, device);
+}
+
+std::pair<Tensor, Tensor> Rope3d::tables_at(std::span<const std::array<double, 3>> positions,
+                                            Device device) const {
+  const int64_t half = config_.head_dim / 2, tokens = int64_t(positions.size());
+  EMBER_CHECK(tokens > 0, "rope3d: no positions");
   std::vector<float> c(size_t(tokens * half)), s(size_t(tokens * half));
   // Angles in float64 from the f64 frequencies, as rope_params/torch.polar do.
   std::array<std::vector<double>, 3> inv;
   for (int a = 0; a < 3; ++a)
     for (int64_t i = 0; i < split_[a]; i += 2)
       inv[a].push_back(1.0 / std::pow(config_.theta, double(i) / double(split_[a])));
-  int64_t t = 0;
-  for (int64_t f = 0; f < frames; ++f)
-    for (int64_t h = 0; h < height; ++h)
-      for (int64_t w = 0; w < width; ++w, ++t) {
-        const double pos[3] = {double(frame_offset + f), double(h), double(w)};
-        int64_t k = 0;
-        for (int a = 0; a < 3; ++a)
-          for (double freq : inv[a]) {
-            c[size_t(t * half + k)] = float(std::cos(pos[a] * freq));
-            s[size_t(t * half + k)] = float(std::sin(pos[a] * freq));
-            ++k;
-          }
+  for (int64_t t = 0; t < tokens; ++t) {
+    const auto& pos = positions[size_t(t)];
+    EMBER_CHECK(std::isfinite(pos[0]) && std::isfinite(pos[1]) && std::isfinite(pos[2]),
+                "rope3d: position {} is not finite", t);
+    int64_t k = 0;
+    for (int a = 0; a < 3; ++a)
+      for (double freq : inv[a]) {
+        c[size_t(t * half + k)] = float(std::cos(pos[size_t(a)] * freq));
+        s[size_t(t * half + k)] = float(std::sin(pos[size_t(a)] * freq));
+        ++k;
       }
+  }
   Shape shape{tokens, half};
   return {Tensor::from_vector(c, shape).to(device), Tensor::from_vector(s, shape).to(device)};
 }

@@ -38,6 +38,8 @@ WorldConfig WorldConfig::from_json(const std::string& text) {
     c.frames_per_block = j.at("frames_per_block");
     c.local_attn_frames = j.at("local_attn_frames");
     c.sink_frames = j.at("sink_frames");
+    c.camera_heads = j.value("camera_heads", int64_t(0));
+    c.camera_pan = j.value("camera_pan", 0.0);
     const auto& a = j.at("action");
     c.action.keyboard_dim = a.at("keyboard_dim");
     c.action.mouse_dim = a.at("mouse_dim");
@@ -76,7 +78,8 @@ std::string WorldConfig::to_json() const {
                       {"eps", eps},                 {"rope_theta", rope_theta},
                       {"frames_per_block", frames_per_block},
                       {"local_attn_frames", local_attn_frames},
-                      {"sink_frames", sink_frames}, {"action", a}};
+                      {"sink_frames", sink_frames}, {"camera_heads", camera_heads},
+                      {"camera_pan", camera_pan},   {"action", a}};
   return j.dump();
 }
 
@@ -91,6 +94,9 @@ void WorldConfig::validate() const {
               "world config: need 1 <= frames_per_block ({}) <= local_attn_frames ({}), sink_frames "
               ">= 0",
               frames_per_block, local_attn_frames);
+  EMBER_CHECK(camera_heads >= 0 && camera_heads <= heads && std::isfinite(camera_pan),
+              "world config: camera_heads {} must be in [0, {}] and camera_pan finite", camera_heads,
+              heads);
   const auto& a = action;
   EMBER_CHECK(a.keyboard_dim > 0 && a.mouse_dim > 0 && a.hidden_size > 0 && a.heads > 0 &&
                   a.windows_size > 0 && a.frames_per_latent > 0,
@@ -295,6 +301,7 @@ WorldState WorldModel::make_state(int64_t batch, int64_t height, int64_t width) 
   const int64_t hd = c.dim / c.heads, ahd = c.action.mouse_hidden_dim / c.action.heads;
   WorldState st;
   st.batch = batch;
+  if (c.camera_heads > 0) st.camera.assign(size_t(batch * 2), 0.0);
   st.height = height;
   st.width = width;
   for (int64_t i = 0; i < c.layers; ++i) {
@@ -308,6 +315,24 @@ WorldState WorldModel::make_state(int64_t batch, int64_t height, int64_t width) 
     }
   }
   return st;
+}
+
+std::vector<double> WorldModel::camera_sums(const Tensor& mouse, const WorldState* st,
+                                            int64_t from, int64_t to) const {
+  const int64_t B = mouse.dim(0), off = st ? st->action_offset : 0;
+  std::vector<double> cam = st ? st->camera : std::vector<double>(size_t(B * 2), 0.0);
+  EMBER_CHECK(int64_t(cam.size()) == B * 2, "world: the state's camera holds {} values for batch {}",
+              cam.size(), B);
+  if (to <= from) return cam;
+  EMBER_CHECK(from - off >= 0 && to - off <= mouse.dim(1),
+              "world: the camera needs raw mouse frames {} .. {} (held from {}, {} frames)", from,
+              to - 1, off, mouse.dim(1));
+  const auto m = mouse.narrow(1, from - off, to - from).to(Device::cpu()).to(DType::F32)
+                     .contiguous().to_vector<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < to - from; ++i)
+      for (int64_t k = 0; k < 2; ++k) cam[size_t(b * 2 + k)] += double(m[size_t((b * (to - from) + i) * 2 + k)]);
+  return cam;
 }
 
 Tensor WorldModel::forward(const Tensor& x, const std::vector<float>& t, const Tensor& mouse,
@@ -329,6 +354,10 @@ Tensor WorldModel::forward_block(const Tensor& x, const std::vector<float>& t, c
   const int64_t start = st.next_frame;
   Tensor out = run(x, t, mouse, keyboard, start, &st);
   if (commit) {
+    if (config_.camera_heads > 0) {
+      const int64_t r = config_.action.frames_per_latent;
+      st.camera = camera_sums(mouse, &st, r * start, r * (start + x.dim(2)));
+    }
     st.next_frame = start + x.dim(2);
   } else {
     const int64_t S = (st.height / config_.patch[1]) * (st.width / config_.patch[2]);
@@ -400,6 +429,37 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
   Tensor tok_frame_t = Tensor::from_vector(tok_frame, {N}).to(device_);
   Tensor acos_t = index_select(acos_f, 0, tok_frame_t), asin_t = index_select(asin_f, 0, tok_frame_t);
 
+  // Camera-aware heads: per batch row, RoPE tables at the world position of every token, the
+  // camera of frame f being the mouse sums of the raw frames before r * f.
+  std::vector<std::pair<Tensor, Tensor>> world_rope;
+  if (c.camera_heads > 0) {
+    const double ky = c.camera_pan / double(c.patch[1]), kx = c.camera_pan / double(c.patch[2]);
+    std::vector<std::vector<std::array<double, 3>>> pos(static_cast<size_t>(B));
+    for (int64_t f = 0; f < F; ++f) {
+      const std::vector<double> cam = camera_sums(mouse, st, r * start, r * (start + f));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < gh; ++h)
+          for (int64_t w = 0; w < gw; ++w)
+            pos[size_t(b)].push_back({double(start + f), double(h) - cam[size_t(b * 2)] * ky,
+                                      double(w) + cam[size_t(b * 2 + 1)] * kx});
+    }
+    for (int64_t b = 0; b < B; ++b) world_rope.push_back(m.rope->tables_at(pos[size_t(b)], device_));
+  }
+  // Self-attention RoPE: screen positions, then the camera heads of each row at world positions.
+  auto rope_self = [&](const Tensor& t4) {
+    Tensor screen = m.rope->apply(t4, F, gh, gw, start, 2);
+    if (c.camera_heads == 0) return screen;
+    const int64_t sc = c.heads - c.camera_heads;
+    std::vector<Tensor> rows;
+    for (int64_t b = 0; b < B; ++b) {
+      Tensor wb = nn::apply_rotary(t4.narrow(0, b, 1).narrow(1, sc, c.camera_heads).contiguous(),
+                                   world_rope[size_t(b)].first, world_rope[size_t(b)].second, 2,
+                                   nn::RopeLayout::Interleaved);
+      rows.push_back(sc > 0 ? cat({screen.narrow(0, b, 1).narrow(1, 0, sc), wb}, 1) : wb);
+    }
+    return B == 1 ? rows[0] : cat(rows, 0);
+  };
+
   const int64_t ah = a.heads, ahd = a.mouse_hidden_dim / ah;
   int64_t action_i = 0;
   for (int64_t li = 0; li < c.layers; ++li) {
@@ -419,8 +479,8 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
     Tensor q = heads_first(rms_norm(b.q(h), b.norm_q, float(c.eps)), c.heads);
     Tensor k = heads_first(rms_norm(b.k(h), b.norm_k, float(c.eps)), c.heads);
     Tensor v = heads_first(b.v(h), c.heads);
-    q = m.rope->apply(q, F, gh, gw, start, 2);
-    k = m.rope->apply(k, F, gh, gw, start, 2);
+    q = rope_self(q);
+    k = rope_self(k);
     Tensor y = attend(q, k, v, st ? &st->self[size_t(li)] : nullptr, start * S, q_tok,
                       c.local_attn_frames * S, c.sink_frames * S);
     x = add(x, gated(b.o(heads_last(y)), 2));

@@ -36,7 +36,7 @@ std::array<uint8_t, 3> texel(int64_t u, int64_t v) {
 
 // Camera pixels per mouse unit and sprite pixels per frame per key (tools/world/synthetic.py's PAN
 // and STEP).
-constexpr double kPan = 60.0;
+constexpr double kPan = 40.0;
 constexpr int64_t kStep = 3;
 
 int64_t pan(float d) { return int64_t(std::floor(double(d) * kPan + 0.5)); }

@@ -43,10 +43,10 @@ def save_safetensors(path, tensors, metadata):
             f.write(b)
 
 
-def tiny_config():
+def tiny_config(camera_heads=0, camera_pan=0.0):
     return WorldConfig(in_channels=3, out_channels=3, patch=(1, 4, 4), dim=32, ffn_dim=64,
                        freq_dim=16, heads=2, layers=2, frames_per_block=2, local_attn_frames=4,
-                       sink_frames=1,
+                       sink_frames=1, camera_heads=camera_heads, camera_pan=camera_pan,
                        action=ActionConfig(keyboard_dim=5, mouse_dim=2, hidden_size=16,
                                            keyboard_hidden_dim=16, mouse_hidden_dim=16, heads=2,
                                            windows_size=3, frames_per_latent=1, rope_theta=256.0,
@@ -55,8 +55,13 @@ def tiny_config():
 
 def main():
     out_dir = sys.argv[1]
+    write(out_dir, "world_golden.safetensors", tiny_config(), 1)
+    # One of the two heads camera-aware, two clips with different mice (per-row world positions).
+    write(out_dir, "world_golden_camera.safetensors", tiny_config(1, 40.0), 2)
+
+
+def write(out_dir, file_name, cfg, batch):
     torch.manual_seed(0)
-    cfg = tiny_config()
     model = WorldModel(cfg).float().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -68,12 +73,13 @@ def main():
     F, H, W, K = 6, 16, 16, cfg.action.keyboard_dim
     g = torch.Generator().manual_seed(1)
     h16 = lambda t: t.half().float()  # noqa: E731
-    clip = h16(torch.randn(1, 3, F, H, W, generator=g))
-    noise0 = h16(torch.randn(1, 3, F, H, W, generator=g))
-    noise1 = h16(torch.randn(1, 3, F, H, W, generator=g))
+    B = batch
+    clip = h16(torch.randn(B, 3, F, H, W, generator=g))
+    noise0 = h16(torch.randn(B, 3, F, H, W, generator=g))
+    noise1 = h16(torch.randn(B, 3, F, H, W, generator=g))
     n_raw = cfg.action.frames_per_latent * (F - 1) + 1
-    keyboard = (torch.rand(1, n_raw, K, generator=g) < 0.4).float()
-    mouse = h16(0.3 * torch.randn(1, n_raw, 2, generator=g))
+    keyboard = (torch.rand(B, n_raw, K, generator=g) < 0.4).float()
+    mouse = h16(0.3 * torch.randn(B, n_raw, 2, generator=g))
     t_full = torch.tensor([0.0, 100.0, 300.0, 400.0, 750.0, 900.0])
     sigmas = [1.0, 0.5]
 
@@ -109,13 +115,13 @@ def main():
         "golden.full_v": full_v.float(), "golden.sample_x0": sample_x0.float(),
     })
     os.makedirs(out_dir, exist_ok=True)
-    save_safetensors(os.path.join(out_dir, "world_golden.safetensors"), tensors, meta)
-    save_safetensors(os.path.join(out_dir, "world_debug.safetensors"),
+    save_safetensors(os.path.join(out_dir, file_name), tensors, meta)
+    save_safetensors(os.path.join(out_dir, file_name.replace("golden", "debug")),
                      {k: v.float() for k, v in debug.items()}, {})
     n_params = sum(p.numel() for p in model.parameters())
     print("params", n_params, "full_v absmax", full_v.abs().max().item(),
           "sample absmax", sample_x0.abs().max().item())
-    print("size", os.path.getsize(os.path.join(out_dir, "world_golden.safetensors")))
+    print(file_name, "size", os.path.getsize(os.path.join(out_dir, file_name)))
     for k in sorted(tensors):
         if not k.startswith("golden."):
             print(k, list(tensors[k].shape))

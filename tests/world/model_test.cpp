@@ -12,7 +12,11 @@
 namespace ember::world {
 namespace {
 
-const std::string kGolden = std::string(EMBER_TEST_DATA_DIR) + "/world/world_golden.safetensors";
+// world_golden: a file without the camera keys (camera heads off), one clip; world_golden_camera:
+// one of two heads camera-aware, two clips with different mice (tests/golden/world_golden.py).
+std::string golden_path(const std::string& name) {
+  return std::string(EMBER_TEST_DATA_DIR) + "/world/" + name + ".safetensors";
+}
 
 // max |a - b| / max |b|: the relative error the parity target (1e-4) is stated in.
 double rel_err(const Tensor& a, const Tensor& b) {
@@ -27,14 +31,16 @@ double rel_err(const Tensor& a, const Tensor& b) {
   return d / m;
 }
 
-class WorldModelGolden : public testing::TestWithParam<Device> {
+class WorldModelGolden : public testing::TestWithParam<std::tuple<std::string, Device>> {
  protected:
   void SetUp() override {
-    file_ = std::make_unique<formats::safetensors::File>(formats::safetensors::File::open(kGolden));
-    model_ = std::make_unique<WorldModel>(WorldModel::load(kGolden, GetParam()));
+    const std::string path = golden_path(std::get<0>(GetParam()));
+    file_ = std::make_unique<formats::safetensors::File>(formats::safetensors::File::open(path));
+    model_ = std::make_unique<WorldModel>(WorldModel::load(path, dev()));
   }
+  Device dev() const { return std::get<1>(GetParam()); }
   Tensor g(const std::string& name) const {
-    return file_->get("golden." + name).to(DType::F32).contiguous().to(GetParam());
+    return file_->get("golden." + name).to(DType::F32).contiguous().to(dev());
   }
   std::vector<float> t_full() const { return g("t_full").to(Device::cpu()).to_vector<float>(); }
   std::unique_ptr<formats::safetensors::File> file_;
@@ -53,7 +59,7 @@ TEST_P(WorldModelGolden, StreamingBlocksMatchPyTorchFullForward) {
   const auto& c = model_->config();
   Tensor clip = g("clip"), mouse = g("mouse"), kb = g("keyboard");
   auto t = t_full();
-  WorldState st = model_->make_state(1, clip.dim(3), clip.dim(4));
+  WorldState st = model_->make_state(clip.dim(0), clip.dim(3), clip.dim(4));
   std::vector<Tensor> outs;
   for (int64_t f = 0; f < clip.dim(2); f += c.frames_per_block) {
     std::vector<float> tb(t.begin() + f, t.begin() + f + c.frames_per_block);
@@ -70,7 +76,7 @@ TEST_P(WorldModelGolden, FewStepSamplingPerBlockMatchesPyTorch) {
   Tensor n0 = g("noise0"), n1 = g("noise1"), mouse = g("mouse"), kb = g("keyboard");
   SampleOptions o;
   o.sigmas = g("sigmas").to(Device::cpu()).to_vector<float>();
-  WorldState st = model_->make_state(1, n0.dim(3), n0.dim(4));
+  WorldState st = model_->make_state(n0.dim(0), n0.dim(3), n0.dim(4));
   std::vector<Tensor> outs;
   for (int64_t f = 0; f < n0.dim(2); f += c.frames_per_block) {
     outs.push_back(model_->sample_block(n0.narrow(2, f, c.frames_per_block).contiguous(), mouse, kb,
@@ -87,12 +93,12 @@ TEST_P(WorldModelGolden, ChunkedStreamingEqualsFullBlockCausalOnLongerClip) {
   const auto& c = model_->config();
   const int64_t F = 12, H = 16, W = 16;
   Generator gen(5);
-  Tensor clip = randn({1, 3, F, H, W}, gen, DType::F32, GetParam());
+  Tensor clip = randn({1, 3, F, H, W}, gen, DType::F32, dev());
   ActionSpace space({{"jump", "Space", ' '}});
   auto acts = space.parse_compact("W W+D@0.1,0 . S@0,-0.2 A A+Space D .@0.3,0.1 W W S+A W");
   ASSERT_EQ(int64_t(acts.size()), F);
   ActionTensors at = space.to_tensors(acts);
-  Tensor kb = at.keyboard.to(GetParam()), mouse = at.mouse.to(GetParam());
+  Tensor kb = at.keyboard.to(dev()), mouse = at.mouse.to(dev());
   std::vector<float> t(static_cast<size_t>(F));
   for (int64_t f = 0; f < F; ++f) t[size_t(f)] = float(37 * f % 1000);
   Tensor full = model_->forward(clip, t, mouse, kb);
@@ -102,12 +108,43 @@ TEST_P(WorldModelGolden, ChunkedStreamingEqualsFullBlockCausalOnLongerClip) {
     Tensor blk = clip.narrow(2, f, c.frames_per_block).contiguous();
     std::vector<float> tb(t.begin() + f, t.begin() + f + c.frames_per_block);
     // A denoising-step pass on other inputs first: it must leave no trace in the caches.
-    Tensor junk = randn(blk.shape(), gen, DType::F32, GetParam());
+    Tensor junk = randn(blk.shape(), gen, DType::F32, dev());
     model_->forward_block(junk, std::vector<float>(tb.size(), 500.f), mouse, kb, st, false);
     outs.push_back(model_->forward_block(blk, tb, mouse, kb, st, true));
   }
   double e = rel_err(cat(outs, 2), full);
   std::printf("world chunked vs full (12 frames): rel err %.3g\n", e);
+  EXPECT_LT(e, 1e-5);
+}
+
+// A player's rolling action buffer (action_offset > 0, only the rows a block reads): the same as
+// the whole action history. With camera heads the state's camera carries the older mouse.
+TEST_P(WorldModelGolden, RollingActionBufferEqualsTheWholeHistory) {
+  const auto& c = model_->config();
+  const int64_t F = 10, H = 16, W = 16, r = c.action.frames_per_latent;
+  const int64_t pad_t = r * c.action.windows_size;
+  Generator gen(6);
+  Tensor clip = randn({1, 3, F, H, W}, gen, DType::F32, dev());
+  ActionSpace space({{"jump", "Space", ' '}});
+  ActionTensors at = space.to_tensors(space.parse_compact(
+      ".@0.1,0 D@0.2,-0.1 .@-0.3,0 W .@0,0.2 A@0.1,0.1 S .@-0.2,-0.2 D@0.3,0 W"));
+  Tensor kb = at.keyboard.to(dev()), mouse = at.mouse.to(dev());
+  std::vector<float> t(static_cast<size_t>(F));
+  for (int64_t f = 0; f < F; ++f) t[size_t(f)] = float(53 * f % 1000);
+  Tensor full = model_->forward(clip, t, mouse, kb);
+  WorldState st = model_->make_state(1, H, W);
+  std::vector<Tensor> outs;
+  for (int64_t f = 0; f < F; f += c.frames_per_block) {
+    const int64_t first = std::max<int64_t>(0, r * f - pad_t), last = r * (f + c.frames_per_block - 1);
+    st.action_offset = first;
+    Tensor m = mouse.narrow(1, first, last + 1 - first).contiguous();
+    Tensor k = kb.narrow(1, first, last + 1 - first).contiguous();
+    std::vector<float> tb(t.begin() + f, t.begin() + f + c.frames_per_block);
+    outs.push_back(model_->forward_block(clip.narrow(2, f, c.frames_per_block).contiguous(), tb, m, k,
+                                         st, true));
+  }
+  double e = rel_err(cat(outs, 2), full);
+  std::printf("world rolling action buffer vs full: rel err %.3g\n", e);
   EXPECT_LT(e, 1e-5);
 }
 
@@ -118,13 +155,13 @@ TEST_P(WorldModelGolden, LongRolloutKeepsCacheSizeConstant) {
   ActionSpace space({{"jump", "Space", ' '}});
   std::vector<Action> acts(size_t(frames), space.idle());
   ActionTensors at = space.to_tensors(acts);
-  Tensor kb = at.keyboard.to(GetParam()), mouse = at.mouse.to(GetParam());
+  Tensor kb = at.keyboard.to(dev()), mouse = at.mouse.to(dev());
   Generator gen(9);
   SampleOptions o;
   o.sigmas = {1.0f, 0.5f};
   const int64_t cap = st.self[0].capacity();
   for (int64_t f = 0; f < frames; f += c.frames_per_block) {
-    Tensor n = randn({1, 3, c.frames_per_block, 16, 16}, gen, DType::F32, GetParam());
+    Tensor n = randn({1, 3, c.frames_per_block, 16, 16}, gen, DType::F32, dev());
     Tensor x = model_->sample_block(n, mouse, kb, st, o, {}, &gen);
     ASSERT_EQ(x.shape(), n.shape());
     EXPECT_EQ(st.self[0].capacity(), cap);
@@ -166,6 +203,12 @@ TEST_P(WorldModelGolden, BadInputsGiveClearErrors) {
   EXPECT_NE(msg([] { WorldConfig::from_json("{\"dim\": 3}"); }).find("world config"), std::string::npos);
   WorldConfig cfg = model_->config();
   EXPECT_EQ(WorldConfig::from_json(cfg.to_json()).to_json(), cfg.to_json());
+  WorldConfig bad = cfg;
+  bad.camera_heads = cfg.heads + 1;
+  EXPECT_NE(msg([&] { bad.validate(); }).find("camera_heads"), std::string::npos);
+  bad = cfg;
+  bad.camera_pan = std::nan("");
+  EXPECT_NE(msg([&] { bad.validate(); }).find("camera_pan"), std::string::npos);
 }
 
 TEST_P(WorldModelGolden, ActionsAreCausalAndMatter) {
@@ -175,15 +218,22 @@ TEST_P(WorldModelGolden, ActionsAreCausalAndMatter) {
   auto t = t_full();
   Tensor base = model_->forward(clip, t, mouse, kb).to(Device::cpu());
   Tensor kb2 = kb.to(Device::cpu()).clone(), mouse2 = mouse.to(Device::cpu()).clone();
-  kb2.narrow(1, 3, 1).copy_from(sub(ones({1, 1, kb.dim(2)}), kb2.narrow(1, 3, 1)));
-  mouse2.narrow(1, 3, 1).copy_from(full({1, 1, 2}, 0.7));
-  Tensor out = model_->forward(clip, t, mouse2.to(GetParam()), kb2.to(GetParam())).to(Device::cpu());
+  kb2.narrow(1, 3, 1).copy_from(sub(ones({kb.dim(0), 1, kb.dim(2)}), kb2.narrow(1, 3, 1)));
+  mouse2.narrow(1, 3, 1).copy_from(full({mouse.dim(0), 1, 2}, 0.7));
+  Tensor out = model_->forward(clip, t, mouse2.to(dev()), kb2.to(dev())).to(Device::cpu());
   EXPECT_LT(rel_err(out.narrow(2, 0, 4), base.narrow(2, 0, 4)), 1e-6);
   EXPECT_GT(rel_err(out.narrow(2, 4, 2), base.narrow(2, 4, 2)), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(WorldDevices, WorldModelGolden, testing::ValuesIn(test::test_devices()),
-                         test::device_test_name);
+INSTANTIATE_TEST_SUITE_P(
+    WorldDevices, WorldModelGolden,
+    testing::Combine(testing::Values(std::string("world_golden"), std::string("world_golden_camera")),
+                     testing::ValuesIn(test::test_devices())),
+    [](const testing::TestParamInfo<WorldModelGolden::ParamType>& info) {
+      const std::string& f = std::get<0>(info.param);
+      return (f == "world_golden" ? std::string("plain_") : std::string("camera_")) +
+             test::device_test_name(testing::TestParamInfo<Device>(std::get<1>(info.param), info.index));
+    });
 
 }  // namespace
 }  // namespace ember::world

@@ -7,10 +7,10 @@ tests/data/world/synthetic_golden.bin, which `python3 tools/world/synthetic.py -
 writes.
 
 Actions use ember's compact text form ("W W+D@0.1,0 . S"): keys W/S/A/D move the sprite STEP = 3
-pixels per frame, Space makes it hop for that frame, the mouse (dx, dy) pans the camera by PAN = 60
-px per unit (camera step 0.1 -> 6 px, which also flips the 2-px shading checker; dy > 0 looks up).
-Both were 1 px and 40 px/unit in the first version, whose model learned to copy the previous frame
-and ignore its actions: the moves were too small to pay under the MSE loss.
+pixels per frame, Space makes it hop for that frame, the mouse (dx, dy) pans the camera by PAN = 40
+px per unit (camera step 0.1 -> 4 px, one patch of the model; dy > 0 looks up). The first version
+moved the sprite 1 px (its model ignored the keys: too small to pay under the MSE loss); the second
+panned 60 px a unit, 1.5 patches a step, and its models never used the mouse (docs/world.md).
 """
 import math
 import sys
@@ -19,7 +19,7 @@ SIZE = 32
 SPRITE = 4
 KEYS = ["W", "S", "A", "D", "SPACE"]
 STEP = 3   # sprite pixels per frame per key
-PAN = 60   # camera pixels per mouse unit
+PAN = 40   # camera pixels per mouse unit
 
 
 def hash2(a, b):

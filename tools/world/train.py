@@ -51,7 +51,7 @@ KEYS = synthetic.KEYS  # W, S, A, D, SPACE: the model's keyboard order
 S = synthetic.SIZE
 
 
-def config(rope_theta=10000.0, camera_heads=0, camera_pan=0.0):
+def config(rope_theta=32.0, camera_heads=2, camera_pan=float(synthetic.PAN)):
     return WorldConfig(in_channels=3, out_channels=3, patch=(1, 4, 4), dim=128, ffn_dim=512,
                        freq_dim=64, heads=4, layers=4, rope_theta=rope_theta, frames_per_block=2,
                        local_attn_frames=6, camera_heads=camera_heads, camera_pan=camera_pan,
@@ -259,11 +259,12 @@ def main():
     ap.add_argument("--pan", type=int, default=synthetic.PAN,
                     help="camera px per mouse unit (experiments; ember's world, src/world/"
                          "synthetic.cpp, must use the same to test the file)")
-    ap.add_argument("--rope_theta", type=float, default=10000.0,
-                    help="the video RoPE's base (Wan: 10000; its fastest frequency is 1 rad a "
-                         "patch and the rest are near 0 on an 8x8 grid)")
-    ap.add_argument("--camera_heads", type=int, default=0,
-                    help="self-attention heads with camera-aware RoPE (model.py; 0: off)")
+    ap.add_argument("--rope_theta", type=float, default=32.0,
+                    help="the video RoPE's base (Wan: 10000, whose frequencies but the first are "
+                         "near 0 on an 8x8 grid; 32 gives 1, 1/2, 1/4.. rad a patch)")
+    ap.add_argument("--camera_heads", type=int, default=2,
+                    help="self-attention heads with camera-aware RoPE (model.py; 0: off, the "
+                         "models before 2026-11-23's fourth session, which ignored the mouse)")
     args = ap.parse_args()
     synthetic.PAN = args.pan
     dev = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,6 +1,8 @@
 #pragma once
 // Rotary position embeddings: standard, NTK-by-parts/YaRN (gpt-oss), and 3D RoPE for video.
+#include <array>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "ember/core/tensor.h"
@@ -79,6 +81,10 @@ class Rope3d {
   // cos/sin [frames*height*width, head_dim/2] for frames frame_offset .. frame_offset+frames-1.
   std::pair<Tensor, Tensor> tables(int64_t frames, int64_t height, int64_t width,
                                    int64_t frame_offset, Device device = Device::cpu()) const;
+  // cos/sin [positions, head_dim/2] at arbitrary (t, h, w) positions, fractional ones included
+  // (the world model's camera-aware heads sit at screen + camera offset).
+  std::pair<Tensor, Tensor> tables_at(std::span<const std::array<double, 3>> positions,
+                                      Device device = Device::cpu()) const;
   // x [..., tokens = frames*height*width at token_dim, ..., head_dim].
   Tensor apply(const Tensor& x, int64_t frames, int64_t height, int64_t width,
                int64_t frame_offset, int token_dim) const;

@@ -7,8 +7,9 @@
 // The PyTorch definition of the same network is tests/golden/world/model.py.
 //
 // Differences from Matrix-Game-2, by design: pixels instead of VAE latents (one action per frame,
-// frames_per_latent = 1), no image/CLIP cross-attention, and the head is ConvTranspose3d
-// (ember's Unpatchify) instead of Linear + einsum.
+// frames_per_latent = 1), no image/CLIP cross-attention, the head is ConvTranspose3d (ember's
+// Unpatchify) instead of Linear + einsum, and optional camera-aware RoPE heads (camera_heads:
+// without them the shipped model never learned to pan with the mouse, docs/world.md).
 //
 // Visibility ("block-causal"): a query in frame f, whose block (frames_per_block frames, blocks
 // aligned at frame 0) ends at frame e, sees key frames k <= e with k > e - local_attn_frames,
@@ -48,6 +49,13 @@ struct WorldConfig {
   int64_t frames_per_block = 2;
   int64_t local_attn_frames = 6;
   int64_t sink_frames = 1;
+  // Camera-aware RoPE (ember's, not Matrix-Game-2's): the last camera_heads heads of every
+  // self-attention place their tokens at world positions, the screen position plus the camera
+  // offset the mouse has moved since frame 0 (camera_pan pixels a mouse unit: yaw moves +x,
+  // pitch -y), so ground that a pan moves keeps its position. 0 heads: off (files without the
+  // keys load as off).
+  int64_t camera_heads = 0;
+  double camera_pan = 0.0;
   ActionModuleConfig action;
 
   static WorldConfig from_json(const std::string& json);  // the golden's/checkpoint's metadata
@@ -74,6 +82,9 @@ struct WorldState {
   // sample_block. A player keeps a rolling buffer of the last frames_per_latent * windows_size +
   // frames_per_block + 1 actions and sets this, so the action history does not grow either.
   int64_t action_offset = 0;
+  // Camera-aware heads: per batch row the (pitch, yaw) sums of the raw mouse frames before
+  // frames_per_latent * next_frame (the camera of the next block's first frame).
+  std::vector<double> camera;
 };
 
 struct SampleOptions {
@@ -118,6 +129,9 @@ class WorldModel {
   struct Impl;
   Tensor run(const Tensor& x, const std::vector<float>& t, const Tensor& mouse,
              const Tensor& keyboard, int64_t start_frame, WorldState* state) const;
+  // The state's camera (zeros without a state) plus the mouse of raw frames [from, to).
+  std::vector<double> camera_sums(const Tensor& mouse, const WorldState* state, int64_t from,
+                                  int64_t to) const;
   WorldConfig config_;
   Device device_;
   std::unique_ptr<Impl> impl_;

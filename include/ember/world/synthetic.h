@@ -1,7 +1,7 @@
 #pragma once
 // The synthetic world ember's small world model learns (twin of tools/world/synthetic.py, byte
-// for byte): a hashed-colour tiled ground that the camera pans over with the mouse (60 px per
-// unit, so 0.1 -> 6 px; dy > 0 looks up) and a 4x4 sprite that walks 3 pixels per frame with
+// for byte): a hashed-colour tiled ground that the camera pans over with the mouse (40 px per
+// unit, so 0.1 -> 4 px, one model patch; dy > 0 looks up) and a 4x4 sprite that walks 3 pixels per frame with
 // W/S/A/D and hops with the extra key "jump" (symbol Space). Frames are 32x32 RGB bytes.
 #include <cstdint>
 #include <vector>

@@ -20,6 +20,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+if not hasattr(F, "scaled_dot_product_attention"):  # torch < 2.0 (Debian's 1.13): boolean masks only
+    def _sdpa(q, k, v, attn_mask=None):
+        s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if attn_mask is not None:
+            s = s.masked_fill(~attn_mask, float("-inf"))
+        return torch.softmax(s, dim=-1) @ v
+
+    F.scaled_dot_product_attention = _sdpa
+
 
 @dataclass
 class ActionConfig:
@@ -268,7 +277,8 @@ class WorldModel(nn.Module):
         if cfg.camera_heads:
             # Camera of frame f: the pans of raw frames before r*f, in patches.
             r = cfg.action.frames_per_latent
-            cum = torch.cat([torch.zeros_like(mouse[:, :1]), mouse.cumsum(1)], 1).double()
+            m64 = mouse.double()
+            cum = torch.cat([torch.zeros_like(m64[:, :1]), m64.cumsum(1)], 1)
             cam = cum[:, r * torch.arange(frames, device=dev)] * cfg.camera_pan  # [B, F, (pitch, yaw)]
             oy = (-cam[..., 0] / cfg.patch[1]).repeat_interleave(S, 1)         # [B, N]
             ox = (cam[..., 1] / cfg.patch[2]).repeat_interleave(S, 1)
