@@ -63,7 +63,9 @@ class Chat {
         enc_(tok_),
         model_(models::gpt_oss::Model::load(models::gpt_oss::resolve_checkpoint_dir(o.model), global.parsed_device())),
         lm_(model_, o.context, o.prefill_chunk),
-        sampler_({.temperature = o.temperature, .top_p = o.top_p}, o.seed) {
+        sampling_{.temperature = o.temperature, .top_p = o.top_p},
+        gen_(o.seed) {
+    sampling_.validate();
     auto e = parse_effort(o.reasoning);
     EMBER_CHECK(e.has_value(), "--reasoning: '{}' is not low, medium or high", o.reasoning);
     effort_ = *e;
@@ -121,21 +123,18 @@ class Chat {
     std::optional<std::string> shown_channel;
     size_t messages_seen = 0;
     bool stopped = false, malformed = false;
-    int64_t limit = std::min<int64_t>(o_.max_tokens, room);
+    const int64_t limit = std::min<int64_t>(o_.max_tokens, room);
     std::string note;
-    for (int64_t i = 0; i < limit; ++i) {
-      if (g_interrupted) {
-        note = "interrupted";
-        break;
-      }
-      int32_t t = sampler_.sample(logits, generated);
+    // The model samples (on the device with the CUDA runtime: no logits reach the host) and feeds
+    // each token back; this sees each one as it comes and says when to stop.
+    auto on_token = [&](int32_t t) {
       generated.push_back(t);
       try {
         parser.process(Token(t));
       } catch (const Error& e) {
         note = fmt::format("the model's output is not valid Harmony ({})", e.what());
         malformed = true;
-        break;
+        return false;
       }
       if (parser.messages().size() != messages_seen) {  // a message ended: the next starts a new block
         messages_seen = parser.messages().size();
@@ -145,16 +144,24 @@ class Chat {
         show(parser, *delta, shown_channel, out);
       if (std::find(stops.begin(), stops.end(), Token(t)) != stops.end()) {
         stopped = true;
-        break;
+        return false;
       }
-      if (int64_t(fed_.size()) + 1 > lm_.max_context()) {
-        note = "context full";
-        break;
+      if (g_interrupted) {
+        note = "interrupted";
+        return false;
       }
-      logits = lm_.forward(std::span(&generated.back(), 1), int64_t(fed_.size()), false);
-      fed_.push_back(t);
+      return true;
+    };
+    if (!g_interrupted) {
+      (void)lm_.sample(logits, int64_t(fed_.size()), limit, sampling_, gen_, {}, on_token);
+    } else {
+      note = "interrupted";
     }
-    if (!stopped && note.empty()) note = fmt::format("stopped at --max-tokens {}", o_.max_tokens);
+    // Every token but the last was fed back.
+    if (!generated.empty()) fed_.insert(fed_.end(), generated.begin(), generated.end() - 1);
+    if (!stopped && note.empty())
+      note = limit < o_.max_tokens ? std::string("context full")
+                                   : fmt::format("stopped at --max-tokens {}", o_.max_tokens);
     if (!malformed && !stopped) {
       try {
         parser.process_eos();
@@ -230,7 +237,8 @@ class Chat {
   harmony::HarmonyEncoding enc_;
   models::gpt_oss::Model model_;
   models::gpt_oss::CausalLM lm_;
-  generate::Sampler sampler_;
+  generate::SamplingConfig sampling_;
+  Generator gen_;  // one stream over the whole session, as one host Sampler would draw
   harmony::ReasoningEffort effort_ = harmony::ReasoningEffort::kMedium;
   std::vector<harmony::Message> history_;
   std::vector<int32_t> fed_;  // tokens the caches hold, in order
