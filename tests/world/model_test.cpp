@@ -43,6 +43,19 @@ class WorldModelGolden : public testing::TestWithParam<std::tuple<std::string, D
     return file_->get("golden." + name).to(DType::F32).contiguous().to(dev());
   }
   std::vector<float> t_full() const { return g("t_full").to(Device::cpu()).to_vector<float>(); }
+  struct Clip {
+    Tensor x, mouse, keyboard;
+    std::vector<float> t;
+  };
+  // A random clip with one frame per action of `compact` and timesteps step * f mod 1000.
+  Clip random_clip(Generator& gen, int64_t H, int64_t W, const std::string& compact, int step) const {
+    ActionSpace space({{"jump", "Space", ' '}});
+    ActionTensors at = space.to_tensors(space.parse_compact(compact));
+    const int64_t F = at.keyboard.dim(1);
+    Clip c{randn({1, 3, F, H, W}, gen, DType::F32, dev()), at.mouse.to(dev()), at.keyboard.to(dev()), {}};
+    for (int64_t f = 0; f < F; ++f) c.t.push_back(float(step * f % 1000));
+    return c;
+  }
   std::unique_ptr<formats::safetensors::File> file_;
   std::unique_ptr<WorldModel> model_;
 };
@@ -93,14 +106,8 @@ TEST_P(WorldModelGolden, ChunkedStreamingEqualsFullBlockCausalOnLongerClip) {
   const auto& c = model_->config();
   const int64_t F = 12, H = 16, W = 16;
   Generator gen(5);
-  Tensor clip = randn({1, 3, F, H, W}, gen, DType::F32, dev());
-  ActionSpace space({{"jump", "Space", ' '}});
-  auto acts = space.parse_compact("W W+D@0.1,0 . S@0,-0.2 A A+Space D .@0.3,0.1 W W S+A W");
-  ASSERT_EQ(int64_t(acts.size()), F);
-  ActionTensors at = space.to_tensors(acts);
-  Tensor kb = at.keyboard.to(dev()), mouse = at.mouse.to(dev());
-  std::vector<float> t(static_cast<size_t>(F));
-  for (int64_t f = 0; f < F; ++f) t[size_t(f)] = float(37 * f % 1000);
+  auto [clip, mouse, kb, t] = random_clip(gen, H, W, "W W+D@0.1,0 . S@0,-0.2 A A+Space D .@0.3,0.1 W W S+A W", 37);
+  ASSERT_EQ(clip.dim(2), F);
   Tensor full = model_->forward(clip, t, mouse, kb);
   WorldState st = model_->make_state(1, H, W);
   std::vector<Tensor> outs;
@@ -124,13 +131,9 @@ TEST_P(WorldModelGolden, RollingActionBufferEqualsTheWholeHistory) {
   const int64_t F = 10, H = 16, W = 16, r = c.action.frames_per_latent;
   const int64_t pad_t = r * c.action.windows_size;
   Generator gen(6);
-  Tensor clip = randn({1, 3, F, H, W}, gen, DType::F32, dev());
-  ActionSpace space({{"jump", "Space", ' '}});
-  ActionTensors at = space.to_tensors(space.parse_compact(
-      ".@0.1,0 D@0.2,-0.1 .@-0.3,0 W .@0,0.2 A@0.1,0.1 S .@-0.2,-0.2 D@0.3,0 W"));
-  Tensor kb = at.keyboard.to(dev()), mouse = at.mouse.to(dev());
-  std::vector<float> t(static_cast<size_t>(F));
-  for (int64_t f = 0; f < F; ++f) t[size_t(f)] = float(53 * f % 1000);
+  auto [clip, mouse, kb, t] =
+      random_clip(gen, H, W, ".@0.1,0 D@0.2,-0.1 .@-0.3,0 W .@0,0.2 A@0.1,0.1 S .@-0.2,-0.2 D@0.3,0 W", 53);
+  ASSERT_EQ(clip.dim(2), F);
   Tensor full = model_->forward(clip, t, mouse, kb);
   WorldState st = model_->make_state(1, H, W);
   std::vector<Tensor> outs;

@@ -23,6 +23,10 @@ file takes the raw values ember's player feeds (checked at export). At scale 1 (
 2026-11-23) the mouse made 0.2-0.4% of mouse_mlp.0's pre-activation next to the hidden state, the
 model never used it and panning was ignored; see docs/world.md, "Why the mouse is ignored".
 
+Runs on the CPU too (too slow to train; enough to check a change before GPU time):
+`/usr/bin/python3 tools/world/train.py OUT --seconds 20 --batch 4 --frames 8` with Debian's
+python3-torch 1.13 (model.py supplies F.scaled_dot_product_attention where torch lacks it).
+
 Writes the weights (f16 if --f16) with the config JSON in the metadata key "ember.world.config",
 the layout WorldModel::load reads, and a loss log next to it (OUT.log). Pure torch plus the two
 sibling files.
