@@ -71,6 +71,32 @@ TEST(GptOssBench, TimesPrefillAndDecodeOfTheGreedyContinuation) {
   EXPECT_NE(bench(kTinyA, o).prompt, r.prompt);
 }
 
+// With a sampling config the decode steps draw from a host Sampler's stream (seeded by the bench
+// seed) after the prefill's argmax; recomputed here from scratch with the full sequence.
+TEST(GptOssBench, SampledDecodeDrawsWhatTheSamplerDraws) {
+  BenchOptions o;
+  o.prompt_tokens = 10;
+  o.decode_tokens = 6;
+  o.seed = 5;
+  o.sampling = generate::SamplingConfig{.temperature = 1.5f, .top_p = 0.95f};
+  const BenchResult r = bench(kTinyA, o);
+  ASSERT_EQ(r.generated.size(), 7u);
+  const Model model = Model::load(kTinyA);
+  generate::Sampler sampler(*o.sampling, o.seed);
+  std::vector<int32_t> seq = r.prompt, picked;
+  for (size_t i = 0; i < r.generated.size(); ++i) {
+    const Tensor logits = model.forward(seq);
+    const Tensor last = logits.select(0, logits.dim(0) - 1);
+    const int32_t next = i == 0 ? generate::argmax(last.to_vector<float>()) : sampler.sample(last, picked);
+    if (i > 0) picked.push_back(next);
+    EXPECT_EQ(r.generated[i], next) << "token " << i;
+    seq.push_back(next);
+  }
+  // Not the greedy continuation (this seed and temperature leave it at step 1 or later).
+  o.sampling.reset();
+  EXPECT_NE(bench(kTinyA, o).generated, r.generated);
+}
+
 TEST(GptOssBench, RejectsBadCounts) {
   BenchOptions o;
   o.prompt_tokens = 0;

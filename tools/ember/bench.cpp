@@ -22,6 +22,8 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     std::string engine = "auto";
     int64_t chunk = 8192;
     double peak_gbs = 3000;
+    float temperature = 0.0f, top_p = 1.0f;
+    int64_t top_k = 0;
   };
   cmd->footer("Global options apply: --device cpu|cuda[:N], --threads N (e.g. ember bench --model DIR --device cuda).");
   auto o = std::make_shared<Opts>();
@@ -29,7 +31,7 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
       ->required();
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "Synthetic prompt tokens, prefilled in one pass")
       ->capture_default_str();
-  cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decode steps after the prefill")
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Decode steps after the prefill (greedy unless --temperature)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the prompt's token ids")->capture_default_str();
   cmd->add_option("--prefill", o->prefill,
@@ -45,6 +47,11 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--chunk", o->chunk, "Prefill chunk (tokens per forward pass)")->capture_default_str();
   cmd->add_option("--peak-gbs", o->peak_gbs, "Memory bandwidth the decode GB/s are compared with (H100: ~3000 in practice)")
       ->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "Decode steps sample at this temperature (0: greedy)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "With --temperature: nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "With --temperature: keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &global] {
     EMBER_CHECK(o->prompt_tokens > 0, "--prompt-tokens must be positive, got {}", o->prompt_tokens);
@@ -54,6 +61,12 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     bo.decode_tokens = o->decode_tokens;
     bo.seed = o->seed;
     bo.device = global.parsed_device();
+    EMBER_CHECK(o->temperature > 0 || (o->top_p == 1.0f && o->top_k == 0),
+                "--top-p and --top-k need --temperature > 0 (decode is greedy without it)");
+    if (o->temperature > 0) {
+      bo.sampling = generate::SamplingConfig{.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p};
+      bo.sampling->validate();
+    }
     // On CUDA the matrix of the GPU issue by default; a lone 0 / -1 turns a part off.
     bo.prefill_lengths = o->prefill;
     bo.decode_contexts = o->decode_context;
@@ -110,6 +123,10 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
                                   {"seed", o->seed},
                                   {"prompt_tokens", r.prompt_tokens},
                                   {"decode_tokens", r.decode_tokens},
+                                  {"sampling", bo.sampling ? nlohmann::ordered_json{{"temperature", bo.sampling->temperature},
+                                                                                    {"top_k", bo.sampling->top_k},
+                                                                                    {"top_p", bo.sampling->top_p}}
+                                                           : nlohmann::ordered_json()},
                                   {"load_seconds", r.load_seconds},
                                   {"prefill_seconds", r.prefill_seconds},
                                   {"prefill_tokens_per_second", r.prefill_tokens_per_second()},
@@ -156,8 +173,11 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     std::printf("prefill  %lld tokens in %.3f s: %.2f tok/s (time to first token %.3f s; %.2f cores busy)\n",
                 (long long)r.prompt_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.time_to_first_token,
                 busy(r.prefill_cpu_seconds, r.prefill_seconds));
-    std::printf("decode   %lld tokens in %.3f s: %.2f tok/s (%.2f cores busy)\n", (long long)r.decode_tokens,
-                r.decode_seconds, r.decode_tokens_per_second(), busy(r.decode_cpu_seconds, r.decode_seconds));
+    const std::string how = bo.sampling ? fmt::format("sampled: temperature {:g}, top-k {}, top-p {:g}; ",
+                                                      bo.sampling->temperature, bo.sampling->top_k, bo.sampling->top_p)
+                                        : std::string();
+    std::printf("decode   %lld tokens in %.3f s: %.2f tok/s (%s%.2f cores busy)\n", (long long)r.decode_tokens,
+                r.decode_seconds, r.decode_tokens_per_second(), how.c_str(), busy(r.decode_cpu_seconds, r.decode_seconds));
     std::printf("memory   peak resident %s; now %s = %s mapped files + %s allocated\n", size(m.peak_resident).c_str(),
                 size(m.resident).c_str(), size(m.resident_file).c_str(), size(m.resident_anon).c_str());
     if (bo.device.is_cuda())

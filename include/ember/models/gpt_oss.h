@@ -170,6 +170,9 @@ struct BenchOptions {
   std::vector<int64_t> prefill_lengths;
   std::vector<int64_t> decode_contexts;
   int64_t max_chunk = 8192;  // prefill chunk (the matrix's context fill, long prompts)
+  // Decode steps sample with this (CausalLM::sample: on the fused runtime on the device, seeded
+  // by `seed`) instead of taking the argmax; the first token stays the prefill's argmax.
+  std::optional<generate::SamplingConfig> sampling;
   // phase "load" (bytes done, total), "prefill" (0 or 1 of 1 passes), "decode" (steps done, total),
   // "matrix" (points done, total).
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;

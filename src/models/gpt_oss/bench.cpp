@@ -59,6 +59,15 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
                 c.context_length());
   r.prompt_tokens = o.prompt_tokens;
   r.decode_tokens = o.decode_tokens;
+  if (o.sampling) o.sampling->validate();
+  Generator gen(o.seed);
+  // `count` steps from `token`: greedy, or fed once and then sampled (count forwards either way).
+  auto decode_steps = [&](CausalLM& lm, int32_t token, int64_t count,
+                          const std::function<bool(int32_t)>& on_token) -> std::vector<int32_t> {
+    if (!o.sampling || o.sampling->greedy() || count == 0) return lm.decode_greedy(token, count, on_token);
+    const Tensor logits = lm.forward(std::span(&token, 1), lm.position(), false);
+    return lm.sample(logits, count, *o.sampling, gen, {}, on_token);
+  };
   r.prompt = synthetic_tokens(c, o.seed, o.prompt_tokens);
 
   {
@@ -78,7 +87,7 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
     start = std::chrono::steady_clock::now();
     cpu = process_cpu_seconds();
     int64_t steps = 0;
-    const auto tokens = lm.decode_greedy(r.generated.back(), o.decode_tokens, [&](int32_t) {
+    const auto tokens = decode_steps(lm, r.generated.back(), o.decode_tokens, [&](int32_t) {
       report("decode", uint64_t(++steps), uint64_t(o.decode_tokens));
       return true;
     });
@@ -108,7 +117,7 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
       lm.reset();
       if (ctx > 0) (void)lm.forward(std::span(fill).first(size_t(ctx)), 0, false).to_vector<float>();
       start = std::chrono::steady_clock::now();
-      const auto out = lm.decode_greedy(fill[size_t(ctx)], o.decode_tokens);
+      const auto out = decode_steps(lm, fill[size_t(ctx)], o.decode_tokens, nullptr);
       const double s = seconds_since(start);
       r.decode_points.push_back({int64_t(out.size()), ctx, s, decode_bytes_per_token(c, ctx + o.decode_tokens / 2, lm.fused() ? 2 : 4)});
       report("matrix", ++done, points);
