@@ -18,10 +18,7 @@
 
 #if EMBER_HAS_CUDA
 #include "backends/cuda/sampling.h"
-
-namespace ember::backend::cuda {
-cudaStream_t stream_for(int device);  // backends/cuda/common.cuh (nvcc only): the backend's stream
-}
+#include "backends/cuda/stream.h"
 #endif
 
 namespace ember {

@@ -12,10 +12,7 @@
 
 #if EMBER_HAS_CUDA
 #include "backends/cuda/gpt_oss_prefill.h"
-
-namespace ember::backend::cuda {
-cudaStream_t stream_for(int device);  // backends/cuda/common.cuh (nvcc only): the backend's stream
-}
+#include "backends/cuda/stream.h"
 #endif
 
 namespace ember {

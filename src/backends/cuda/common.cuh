@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/stream.h"
 
 namespace ember::backend::cuda {
 
@@ -28,8 +29,6 @@ namespace ember::backend::cuda {
 // After a launch: configuration errors show up here, not at the call.
 #define EMBER_CUDA_LAUNCHED() EMBER_CUDA_CHECK(cudaGetLastError())
 
-// Makes the backend's device current and gives its stream (created on first use).
-cudaStream_t stream_for(int device);
 void set_device(int device);
 
 // Storage types on the device (16-bit floats and bool as raw bits).
