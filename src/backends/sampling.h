@@ -19,4 +19,7 @@ struct SamplingParams {
   uint64_t seed = 0, offset = 0;
 };
 
+// Throws ember::Error naming the field (generate::SamplingConfig::validate is this check).
+void validate(const SamplingParams& p);
+
 }  // namespace ember::backend

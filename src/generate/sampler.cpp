@@ -1,5 +1,7 @@
 #include "ember/generate/sampler.h"
 
+#include "generate/sampling_params.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -60,18 +62,16 @@ std::vector<double> probabilities(std::span<const float> logits) {
 }
 }  // namespace
 
-void SamplingConfig::validate() const {
-  EMBER_CHECK(std::isfinite(temperature) && temperature >= 0,
-              "sampling: temperature must be >= 0, got {}", temperature);
-  EMBER_CHECK(top_k >= 0, "sampling: top_k must be >= 0, got {}", top_k);
-  EMBER_CHECK(top_p > 0 && top_p <= 1, "sampling: top_p must be in (0, 1], got {}", top_p);
-  EMBER_CHECK(min_p >= 0 && min_p <= 1, "sampling: min_p must be in [0, 1], got {}", min_p);
-  EMBER_CHECK(repetition_penalty > 0, "sampling: repetition_penalty must be > 0, got {}",
-              repetition_penalty);
-  EMBER_CHECK(std::isfinite(frequency_penalty) && std::isfinite(presence_penalty),
-              "sampling: frequency/presence penalties must be finite");
-  EMBER_CHECK(min_tokens_to_keep >= 1, "sampling: min_tokens_to_keep must be >= 1");
+backend::SamplingParams to_sampling_params(const SamplingConfig& c, uint64_t seed, uint64_t offset) {
+  backend::SamplingParams p;
+  p.temperature = c.temperature, p.top_k = c.top_k, p.top_p = c.top_p, p.min_p = c.min_p;
+  p.repetition_penalty = c.repetition_penalty, p.frequency_penalty = c.frequency_penalty;
+  p.presence_penalty = c.presence_penalty, p.min_tokens_to_keep = c.min_tokens_to_keep;
+  p.seed = seed, p.offset = offset;
+  return p;
 }
+
+void SamplingConfig::validate() const { backend::validate(to_sampling_params(*this)); }
 
 void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> history,
                               float penalty) {

@@ -19,6 +19,7 @@
 #if EMBER_HAS_CUDA
 #include "backends/cuda/sampling.h"
 #include "backends/cuda/stream.h"
+#include "generate/sampling_params.h"
 #endif
 
 namespace ember {
@@ -48,14 +49,7 @@ std::vector<NamedConfig> configs() {
 
 #if EMBER_HAS_CUDA
 
-backend::SamplingParams params(const SamplingConfig& c, uint64_t seed, uint64_t offset) {
-  backend::SamplingParams p;
-  p.temperature = c.temperature, p.top_k = c.top_k, p.top_p = c.top_p, p.min_p = c.min_p;
-  p.repetition_penalty = c.repetition_penalty, p.frequency_penalty = c.frequency_penalty;
-  p.presence_penalty = c.presence_penalty, p.min_tokens_to_keep = c.min_tokens_to_keep;
-  p.seed = seed, p.offset = offset;
-  return p;
-}
+using generate::to_sampling_params;
 
 // A row with what makes ranking hard: runs of exactly equal values, -0/+0, -inf, a few outliers.
 std::vector<float> random_row(std::mt19937& rng, size_t n, float scale) {
@@ -98,7 +92,7 @@ TEST_P(DeviceSamplerTest, PicksWhatTheHostSamplerPicks) {
       want.push_back(host.sample(r, h));
       h.push_back(want.back());
     }
-    sampler.configure(params(config, seed, offset), history, stream);
+    sampler.configure(to_sampling_params(config, seed, offset), history, stream);
     Tensor tokens = Tensor::empty({kRows}, DType::I32, Device::cuda(0));
     for (int r = 0; r < kRows; ++r)
       sampler.sample(static_cast<const float*>(dev_rows.raw_data()) + int64_t(r) * V,
@@ -118,20 +112,20 @@ TEST_P(DeviceSamplerTest, EveryTokenFilteredOutIsAnError) {
   const Tensor row = Tensor::from_vector(std::vector<float>(size_t(V), -std::numeric_limits<float>::infinity()), {V})
                          .to(Device::cuda(0));
   Tensor token = Tensor::empty({1}, DType::I32, Device::cuda(0));
-  sampler.configure(params({.temperature = 1.0f, .top_p = 0.5f}, 3, 0), {}, stream);
+  sampler.configure(to_sampling_params({.temperature = 1.0f, .top_p = 0.5f}, 3, 0), {}, stream);
   sampler.sample(static_cast<const float*>(row.raw_data()), static_cast<int32_t*>(token.raw_data()), stream);
   sampler.enqueue_status(stream);
   (void)sampler.offset(stream);  // synchronises
   EXPECT_THROW(sampler.check(), Error);
   // Greedy has no draw to fail: argmax's first index, as on the host.
-  sampler.configure(params({.temperature = 0.0f}, 3, 0), {}, stream);
+  sampler.configure(to_sampling_params({.temperature = 0.0f}, 3, 0), {}, stream);
   sampler.sample(static_cast<const float*>(row.raw_data()), static_cast<int32_t*>(token.raw_data()), stream);
   sampler.enqueue_status(stream);
   EXPECT_EQ(token.to(Device::cpu()).to_vector<int32_t>()[0], 0);
   EXPECT_NO_THROW(sampler.check());
   const std::vector<int32_t> bad{int32_t(V)};
-  EXPECT_THROW(sampler.configure(params({.repetition_penalty = 1.2f}, 3, 0), bad, stream), Error);
-  EXPECT_THROW(sampler.configure(params({.top_p = 0.0f}, 3, 0), {}, stream), Error);
+  EXPECT_THROW(sampler.configure(to_sampling_params({.repetition_penalty = 1.2f}, 3, 0), bad, stream), Error);
+  EXPECT_THROW(sampler.configure(to_sampling_params({.top_p = 0.0f}, 3, 0), {}, stream), Error);
 }
 
 // One block (512), a few (3001: six chunks, the last partial) and gpt-oss's vocabulary.

@@ -572,15 +572,7 @@ size_t DeviceSampler::device_bytes() const {
 }
 
 void DeviceSampler::configure(const SamplingParams& p, std::span<const int32_t> history, cudaStream_t stream) {
-  EMBER_CHECK(std::isfinite(p.temperature) && p.temperature >= 0, "sampling: temperature must be >= 0, got {}",
-              p.temperature);
-  EMBER_CHECK(p.top_k >= 0, "sampling: top_k must be >= 0, got {}", p.top_k);
-  EMBER_CHECK(p.top_p > 0 && p.top_p <= 1, "sampling: top_p must be in (0, 1], got {}", p.top_p);
-  EMBER_CHECK(p.min_p >= 0 && p.min_p <= 1, "sampling: min_p must be in [0, 1], got {}", p.min_p);
-  EMBER_CHECK(p.repetition_penalty > 0, "sampling: repetition_penalty must be > 0, got {}", p.repetition_penalty);
-  EMBER_CHECK(std::isfinite(p.frequency_penalty) && std::isfinite(p.presence_penalty),
-              "sampling: frequency/presence penalties must be finite");
-  EMBER_CHECK(p.min_tokens_to_keep >= 1, "sampling: min_tokens_to_keep must be >= 1");
+  validate(p);
   for (int32_t t : history)
     EMBER_CHECK(t >= 0 && t < vocab_, "sampler: history token {} outside the vocabulary of {}", t, vocab_);
   set_device(device_);

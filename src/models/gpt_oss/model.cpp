@@ -9,6 +9,7 @@
 #include "ember/nn/attention.h"
 #include "ember/nn/streaming_attention.h"
 #include "ember/ops.h"
+#include "generate/sampling_params.h"
 
 namespace ember::models::gpt_oss {
 
@@ -246,12 +247,8 @@ std::vector<int32_t> CausalLM::sample(const Tensor& logits, int64_t start_pos, i
   seek(start_pos);
   if (!runtime_ || !logits.device().is_cuda())
     return generate::CausalModel::sample(logits, start_pos, count, sampling, generator, history, on_token);
-  sampling.validate();
-  backend::SamplingParams p;
-  p.temperature = sampling.temperature, p.top_k = sampling.top_k, p.top_p = sampling.top_p, p.min_p = sampling.min_p;
-  p.repetition_penalty = sampling.repetition_penalty, p.frequency_penalty = sampling.frequency_penalty;
-  p.presence_penalty = sampling.presence_penalty, p.min_tokens_to_keep = sampling.min_tokens_to_keep;
-  p.seed = generator.seed(), p.offset = generator.offset();
+  sampling.validate();  // before anything, as the host path (count 0 included)
+  const backend::SamplingParams p = generate::to_sampling_params(sampling, generator.seed(), generator.offset());
   // Drawn tokens are counted as they arrive, so that an error or an early stop leaves the
   // generator where the host Sampler would have left it.
   int64_t picked = 0;
