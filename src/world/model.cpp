@@ -317,22 +317,26 @@ WorldState WorldModel::make_state(int64_t batch, int64_t height, int64_t width) 
   return st;
 }
 
-std::vector<double> WorldModel::camera_sums(const Tensor& mouse, const WorldState* st,
-                                            int64_t from, int64_t to) const {
-  const int64_t B = mouse.dim(0), off = st ? st->action_offset : 0;
-  std::vector<double> cam = st ? st->camera : std::vector<double>(size_t(B * 2), 0.0);
-  EMBER_CHECK(int64_t(cam.size()) == B * 2, "world: the state's camera holds {} values for batch {}",
-              cam.size(), B);
-  if (to <= from) return cam;
+std::vector<std::vector<double>> WorldModel::cameras(const Tensor& mouse, const WorldState* st,
+                                                     int64_t start, int64_t frames) const {
+  const int64_t B = mouse.dim(0), off = st ? st->action_offset : 0, r = config_.action.frames_per_latent;
+  std::vector<std::vector<double>> cams{st ? st->camera : std::vector<double>(size_t(B * 2), 0.0)};
+  EMBER_CHECK(int64_t(cams[0].size()) == B * 2, "world: the state's camera holds {} values for batch {}",
+              cams[0].size(), B);
+  const int64_t from = r * start, to = r * (start + frames);
   EMBER_CHECK(from - off >= 0 && to - off <= mouse.dim(1),
               "world: the camera needs raw mouse frames {} .. {} (held from {}, {} frames)", from,
               to - 1, off, mouse.dim(1));
   const auto m = mouse.narrow(1, from - off, to - from).to(Device::cpu()).to(DType::F32)
                      .contiguous().to_vector<float>();
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t i = 0; i < to - from; ++i)
-      for (int64_t k = 0; k < 2; ++k) cam[size_t(b * 2 + k)] += double(m[size_t((b * (to - from) + i) * 2 + k)]);
-  return cam;
+  for (int64_t f = 0; f < frames; ++f) {
+    std::vector<double> cam = cams.back();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = r * f; i < r * (f + 1); ++i)
+        for (int64_t k = 0; k < 2; ++k) cam[size_t(b * 2 + k)] += double(m[size_t((b * (to - from) + i) * 2 + k)]);
+    cams.push_back(std::move(cam));
+  }
+  return cams;
 }
 
 Tensor WorldModel::forward(const Tensor& x, const std::vector<float>& t, const Tensor& mouse,
@@ -354,10 +358,7 @@ Tensor WorldModel::forward_block(const Tensor& x, const std::vector<float>& t, c
   const int64_t start = st.next_frame;
   Tensor out = run(x, t, mouse, keyboard, start, &st);
   if (commit) {
-    if (config_.camera_heads > 0) {
-      const int64_t r = config_.action.frames_per_latent;
-      st.camera = camera_sums(mouse, &st, r * start, r * (start + x.dim(2)));
-    }
+    if (config_.camera_heads > 0) st.camera = cameras(mouse, &st, start, x.dim(2)).back();
     st.next_frame = start + x.dim(2);
   } else {
     const int64_t S = (st.height / config_.patch[1]) * (st.width / config_.patch[2]);
@@ -435,8 +436,9 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
   if (c.camera_heads > 0) {
     const double ky = c.camera_pan / double(c.patch[1]), kx = c.camera_pan / double(c.patch[2]);
     std::vector<std::vector<std::array<double, 3>>> pos(static_cast<size_t>(B));
+    const auto cams = cameras(mouse, st, start, F - 1);  // frames start .. end - 1
     for (int64_t f = 0; f < F; ++f) {
-      const std::vector<double> cam = camera_sums(mouse, st, r * start, r * (start + f));
+      const std::vector<double>& cam = cams[size_t(f)];
       for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < gh; ++h)
           for (int64_t w = 0; w < gw; ++w)

@@ -129,9 +129,10 @@ class WorldModel {
   struct Impl;
   Tensor run(const Tensor& x, const std::vector<float>& t, const Tensor& mouse,
              const Tensor& keyboard, int64_t start_frame, WorldState* state) const;
-  // The state's camera (zeros without a state) plus the mouse of raw frames [from, to).
-  std::vector<double> camera_sums(const Tensor& mouse, const WorldState* state, int64_t from,
-                                  int64_t to) const;
+  // The camera ([batch * 2] mouse sums) at frames start .. start + frames: the state's (zeros
+  // without a state) plus the mouse of the raw frames in between, copied to the host once.
+  std::vector<std::vector<double>> cameras(const Tensor& mouse, const WorldState* state, int64_t start,
+                                           int64_t frames) const;
   WorldConfig config_;
   Device device_;
   std::unique_ptr<Impl> impl_;
