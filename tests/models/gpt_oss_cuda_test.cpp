@@ -228,6 +228,22 @@ TEST_P(GptOssCuda, DecodeAttentionSharesMergeAsOneBlock) {
   }
 }
 
+TEST_P(GptOssCuda, WeightsLoadedBeforeTheWaitChangeNothing) {
+  // The q/k/v and output projections load their first weights before waiting for the previous
+  // kernel (EMBER_GPT_OSS_PRELOAD=0: after); the arithmetic is the same, so are the logits.
+  setenv("EMBER_GPT_OSS_PRELOAD", "0", 1);
+  CausalLM late(*gpu_, 256, 16, Engine::Fused);
+  unsetenv("EMBER_GPT_OSS_PRELOAD");
+  CausalLM early(*gpu_, 256, 16, Engine::Fused);
+  std::span<const int32_t> head(prompt_.data(), 16);
+  (void)late.forward(head, 0, false), (void)early.forward(head, 0, false);
+  for (size_t i = 16; i < prompt_.size(); ++i) {
+    const auto a = late.forward(std::span(&prompt_[i], 1), int64_t(i), false).to(Device::cpu()).to_vector<float>();
+    const auto b = early.forward(std::span(&prompt_[i], 1), int64_t(i), false).to(Device::cpu()).to_vector<float>();
+    ASSERT_EQ(a, b) << "position " << i;
+  }
+}
+
 TEST_P(GptOssCuda, RewindContinuesAsIfFreshOrRefuses) {
   CausalLM gpu(*gpu_, 256, 8, Engine::Fused), fresh(*gpu_, 256, 8, Engine::Fused);
   (void)gpu.forward(std::span(prompt_.data(), 30), 0, false);

@@ -82,7 +82,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefe
 __device__ __forceinline__ void prefetch_row(const void* p, size_t bytes, int lane) {
   for (size_t off = size_t(lane) * 128; off < bytes; off += 32 * 128) prefetch_l2(static_cast<const char*>(p) + off);
 }
-
 __device__ __forceinline__ float dot8(uint4 w, const float* x) {
   const float4 a = *reinterpret_cast<const float4*>(x), b = *reinterpret_cast<const float4*>(x + 4);
   return bf_lo(w.x) * a.x + bf_hi(w.x) * a.y + bf_lo(w.y) * a.z + bf_hi(w.y) * a.w + bf_lo(w.z) * b.x +
@@ -93,24 +92,42 @@ __device__ __forceinline__ float dot8(uint4 w, const float* x) {
 // Loads go out in batches of 8 per lane (U = 8/R steps of R rows) before any is used: these
 // kernels are short, so bytes in flight early decide their speed.
 template <int R>
+struct RowBatch {
+  static constexpr int U = R >= 8 ? 1 : 8 / R;
+  uint4 w[U][R];
+};
+// The lane's batch at chunk c0 (lane, lane + 32, ...) of each row.
+template <int R>
+__device__ __forceinline__ void load_rows_bf16(const uint16_t* const (&rows)[R], int chunks, int c0, RowBatch<R>& b) {
+#pragma unroll
+  for (int u = 0; u < RowBatch<R>::U; ++u)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (c0 + 32 * u < chunks) b.w[u][r] = ld_stream(reinterpret_cast<const uint4*>(rows[r]) + c0 + 32 * u);
+}
+// `first`: the batch at c0 = lane was loaded already (load_rows_bf16), before the kernel waited
+// for the previous one: weights do not depend on it, so their first bytes are on the way while
+// it finishes.
+template <int R, bool Preloaded = false>
 __device__ __forceinline__ void dot_rows_bf16(const uint16_t* const (&rows)[R], const float* xs, int chunks, int lane,
-                                              float (&out)[R]) {
-  constexpr int U = R >= 8 ? 1 : 8 / R;
+                                              float (&out)[R], const RowBatch<R>* first = nullptr) {
+  constexpr int U = RowBatch<R>::U;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
-    uint4 w[U][R];
+  auto add = [&](const RowBatch<R>& b, int c0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        if (c0 + 32 * u < chunks) w[u][r] = ld_stream(reinterpret_cast<const uint4*>(rows[r]) + c0 + 32 * u);
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (c0 + 32 * u < chunks) acc[r] += dot8(w[u][r], xs + (c0 + 32 * u) * 8);
+        if (c0 + 32 * u < chunks) acc[r] += dot8(b.w[u][r], xs + (c0 + 32 * u) * 8);
+  };
+  int c0 = lane;
+  if (Preloaded) add(*first, c0), c0 += 32 * U;
+  for (; c0 < chunks; c0 += 32 * U) {
+    RowBatch<R> b;
+    load_rows_bf16(rows, chunks, c0, b);
+    add(b, c0);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) out[r] = warp_sum(acc[r]);
@@ -146,21 +163,23 @@ __device__ void norm_to_smem(const float* x, const float* w, int n, float eps, f
   __syncthreads();
 }
 
-// Copies n floats (n % 4 == 0, 16-byte aligned) to shared memory, all loads first.
+// Copies n floats (n % 4 == 0, 16-byte aligned) to shared memory, 4 loads a thread in flight.
 __device__ void copy_to_smem(const float* src, int n, float* dst) {
-  constexpr int kMax = 8;
+  constexpr int kMax = 4;
   const float4* s4 = reinterpret_cast<const float4*>(src);
-  float4 v[kMax];
   const int n4 = n / 4;
+  for (int i0 = threadIdx.x; i0 < n4; i0 += kMax * int(blockDim.x)) {
+    float4 v[kMax];
 #pragma unroll
-  for (int j = 0; j < kMax; ++j) {
-    const int i = threadIdx.x + j * int(blockDim.x);
-    if (i < n4) v[j] = s4[i];
-  }
+    for (int j = 0; j < kMax; ++j) {
+      const int i = i0 + j * int(blockDim.x);
+      if (i < n4) v[j] = s4[i];
+    }
 #pragma unroll
-  for (int j = 0; j < kMax; ++j) {
-    const int i = threadIdx.x + j * int(blockDim.x);
-    if (i < n4) reinterpret_cast<float4*>(dst)[i] = v[j];
+    for (int j = 0; j < kMax; ++j) {
+      const int i = i0 + j * int(blockDim.x);
+      if (i < n4) reinterpret_cast<float4*>(dst)[i] = v[j];
+    }
   }
   __syncthreads();
 }
@@ -321,7 +340,7 @@ __device__ __forceinline__ void quantize32(float v, int lane, int8_t* q, float* 
 // ---- bf16 experts (the default): the experts' activations rounded to bf16, as in prefill, and held
 // exactly in f16 after a power-of-two scale; FP4 codes turned into f16 in registers; products on
 // tensor cores (mma.m16n8k16, f32 accumulation), each 32-value block's sum scaled in f32: no table
-// lookups (the f32 kernels' cost), so what bounds them is the weight loads (dot16_mxfp4_f16).
+// lookups (the f32 kernels' cost), so what bounds them is the weight loads (dot8_mxfp4_f16).
 
 // The exponent p that puts max|a| in [2^14, 2^15) once scaled by 2^p: bf16 values down to 2^-14
 // below the maximum stay exact in f16 (normal), smaller ones lose low bits (relative 2^-25 of the max).
@@ -370,51 +389,6 @@ __device__ __forceinline__ uint32_t ld_weight_u32(const uint8_t* p) {
   return r;
 }
 
-// U blocks of 16 MXFP4 rows as lane (g, t) holds them: word t of each block for rows g and g+8,
-// their scale bytes, and the lane's 16 bytes of f16 activations for each block.
-template <int U>
-struct Fp4Batch {
-  uint32_t qa[U], qb[U], ea[U], eb[U];
-  uint4 x[U];
-};
-
-// Dots of 16 MXFP4 rows (a warp; lane (g, t) holds rows g and g+8 at ra and rb, scales sa and sb)
-// with one f16 activation vector x (pair order, 16 bytes a lane and block) over blocks [lo, hi):
-// the lanes of a quad hold words t of one block, the activation is the same in all 8 columns of
-// B, so c[0] and c[2] are the block's sums for rows g and g+8, each scaled by its block's 2^(s-127)
-// in f32. The result is in units of 2^-14 (the codes) and 2^p (the activation): the caller
-// scales it. A lane loads U blocks before multiplying any. Measured against the alternatives on an
-// H100 (20b, decode): the loads, not the arithmetic, bound it (with the products left out the two
-// kernels ran only 12% and 17% faster); bulk copies into shared memory and register
-// double-buffering were slower.
-template <int U>
-__device__ __forceinline__ void dot16_mxfp4_f16(const uint8_t* ra, const uint8_t* rb, const uint8_t* sa,
-                                                const uint8_t* sb, const uint4* x, int lo, int hi, int t,
-                                                float& acc_a, float& acc_b) {
-  for (int b = lo; b < hi; b += U) {
-    Fp4Batch<U> f;
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (b + u < hi) {
-        f.qa[u] = ld_weight_u32(ra + 16 * size_t(b + u)), f.qb[u] = ld_weight_u32(rb + 16 * size_t(b + u));
-        f.ea[u] = __ldg(sa + b + u), f.eb[u] = __ldg(sb + b + u);
-        f.x[u] = __ldg(x + 4 * (b + u) + t);
-      }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (b + u >= hi) break;
-      float c[4] = {0.f, 0.f, 0.f, 0.f};
-      mma_f16(c, fp4_pair_f16<0>(f.qa[u]), fp4_pair_f16<0>(f.qb[u]), fp4_pair_f16<1>(f.qa[u]), fp4_pair_f16<1>(f.qb[u]),
-              f.x[u].x, f.x[u].y);
-      mma_f16(c, fp4_pair_f16<2>(f.qa[u]), fp4_pair_f16<2>(f.qb[u]), fp4_pair_f16<3>(f.qa[u]), fp4_pair_f16<3>(f.qb[u]),
-              f.x[u].z, f.x[u].w);
-      // 2^(s-127); a zero scale byte (2^-127) counts as 0, below anything f32 could add up to here.
-      acc_a = fmaf(c[0], __uint_as_float(f.ea[u] << 23), acc_a);
-      acc_b = fmaf(c[2], __uint_as_float(f.eb[u] << 23), acc_b);
-    }
-  }
-}
-
 // ---------------------------------------------------------------- kernels
 
 struct RopeArgs {
@@ -453,11 +427,12 @@ struct QkvDecodeArgs {
   uint16_t *k_cache, *v_cache;  // [Hkv, cap, D]
   int64_t cap;
   float* q;  // [Hq*D], RoPE'd
+  int preload;  // the first batch of weights loaded before waiting for the previous kernel
 };
 
 // rms_norm + q/k/v projections + bias + RoPE; k and v go to the cache slot of the position. One
 // warp per rotated pair of rows (i, i + D/2) of a head.
-__global__ void __launch_bounds__(kThreads) qkv_decode_kernel(QkvDecodeArgs a) {
+__global__ void __launch_bounds__(kThreads, 3) qkv_decode_kernel(QkvDecodeArgs a) {
   extern __shared__ float xs[];
   __shared__ float red[32];
   const int lane = threadIdx.x % 32, half = a.D / 2;
@@ -468,13 +443,17 @@ __global__ void __launch_bounds__(kThreads) qkv_decode_kernel(QkvDecodeArgs a) {
   const uint16_t* base = head < a.Hq ? a.wq : head < a.Hq + a.Hkv ? a.wk : a.wv;
   const int hh = head < a.Hq ? head : head < a.Hq + a.Hkv ? head - a.Hq : head - a.Hq - a.Hkv;
   const uint16_t* rows[2] = {base + size_t(hh * a.D + i) * a.H, base + size_t(hh * a.D + i + half) * a.H};
-  if (active) prefetch_row(rows[0], size_t(a.H) * 2, lane), prefetch_row(rows[1], size_t(a.H) * 2, lane);
+  RowBatch<2> first;
+  if (a.preload && active) load_rows_bf16(rows, a.H / 8, lane, first);
   wait_previous_kernel();
   allow_next_kernel();
   norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
   if (!active) return;
   float d[2];
-  dot_rows_bf16<2>(rows, xs, a.H / 8, lane, d);
+  if (a.preload)
+    dot_rows_bf16<2, true>(rows, xs, a.H / 8, lane, d, &first);
+  else
+    dot_rows_bf16<2>(rows, xs, a.H / 8, lane, d);
   if (lane != 0) return;
   float x0 = d[0] + a.bias[head * a.D + i], x1 = d[1] + a.bias[head * a.D + i + half];
   const int64_t pos = *a.pos;
@@ -590,18 +569,22 @@ __global__ void __launch_bounds__(512) attn_decode_kernel(AttnDecodeArgs a) {
 }
 
 // x[n] += W[n] . o + b[n] (decode: one token; o in shared memory). One warp per row.
-__global__ void __launch_bounds__(kThreads) out_proj_decode_kernel(const float* o, const uint16_t* W, const float* b,
-                                                                   int K, int N, float* x) {
+__global__ void __launch_bounds__(kThreads, 3) out_proj_decode_kernel(const float* o, const uint16_t* W, const float* b,
+                                                                   int K, int N, float* x, int preload) {
   extern __shared__ float os[];
   const int n = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (n < N) prefetch_row(W + size_t(n) * K, size_t(K) * 2, lane);
+  const uint16_t* rows[1] = {W + size_t(n < N ? n : 0) * K};
+  RowBatch<1> first;
+  if (preload && n < N) load_rows_bf16(rows, K / 8, lane, first);
   wait_previous_kernel();
   allow_next_kernel();
   copy_to_smem(o, K, os);
   if (n >= N) return;
-  const uint16_t* rows[1] = {W + size_t(n) * K};
   float d[1];
-  dot_rows_bf16<1>(rows, os, K / 8, lane, d);
+  if (preload)
+    dot_rows_bf16<1, true>(rows, os, K / 8, lane, d, &first);
+  else
+    dot_rows_bf16<1>(rows, os, K / 8, lane, d);
   if (lane == 0) x[n] += d[0] + b[n];
 }
 
@@ -650,6 +633,7 @@ struct RouterDecodeArgs {
   float* xscale;   // [H/32]
   uint16_t* xh;    // [H] the same as scaled f16, pair order (bf16 experts)
   int* xexp;       // [1] its scale's exponent
+  int topk_in_experts;  // 1: only the logits; the expert kernel takes the top-k
 };
 
 // rms_norm + router logits, one block per expert (the whole block on one row keeps it short);
@@ -661,7 +645,14 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
   __shared__ bool last;
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32, e = blockIdx.x;
   const float* row = a.gate_w + size_t(e) * a.H;
-  if (w == 0) prefetch_row(row, size_t(a.H) * 4, lane);
+  // The gate row does not depend on the previous kernel: into registers before waiting for it.
+  constexpr int kG = 4;
+  float4 gv[kG];
+#pragma unroll
+  for (int j = 0; j < kG; ++j) {
+    const int i = (threadIdx.x + j * int(blockDim.x)) * 4;
+    gv[j] = i < a.H ? __ldg(reinterpret_cast<const float4*>(row + i)) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
   wait_previous_kernel();
   allow_next_kernel();
   norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
@@ -677,11 +668,20 @@ __global__ void __launch_bounds__(kThreads) router_decode_kernel(RouterDecodeArg
     for (int b = blockIdx.x + int(gridDim.x) * w; b < a.H / 32; b += int(gridDim.x) * kWarps)
       quantize32(xs[b * 32 + lane], lane, a.xq + b * 32, a.xscale + b);
   float acc = 0.f;
-  for (int i = threadIdx.x * 4; i < a.H; i += blockDim.x * 4) {
+#pragma unroll
+  for (int j = 0; j < kG; ++j) {
+    const int i = (threadIdx.x + j * int(blockDim.x)) * 4;
+    if (i < a.H) acc += gv[j].x * xs[i] + gv[j].y * xs[i + 1] + gv[j].z * xs[i + 2] + gv[j].w * xs[i + 3];
+  }
+  for (int i = (threadIdx.x + kG * int(blockDim.x)) * 4; i < a.H; i += blockDim.x * 4) {
     const float4 g = *reinterpret_cast<const float4*>(row + i);
     acc += g.x * xs[i] + g.y * xs[i + 1] + g.z * xs[i + 2] + g.w * xs[i + 3];
   }
   acc = block_sum(acc, red);
+  if (a.topk_in_experts) {  // the up kernel picks the experts from the logits itself
+    if (threadIdx.x == 0) a.logits[e] = acc + a.gate_b[e];
+    return;
+  }
   if (threadIdx.x == 0) {
     a.logits[e] = acc + a.gate_b[e];
     __threadfence();
@@ -881,8 +881,8 @@ __global__ void __launch_bounds__(kThreads) moe_down_q8_kernel(MoeQ8Args a) {
 struct MoeF16Args {
   const uint16_t* xh;  // [T, H] the experts' input, f16 pair order, scaled by 2^xexp[t]
   const int* xexp;     // [T]
-  const int32_t* idx;  // [T, k]
-  const float* weight; // [T, k]
+  int32_t* idx;        // [T, k] (decode: written by the up kernel)
+  float* weight;       // [T, k]
   int k, H, I;
   const uint8_t *w1b, *w1s, *w2b, *w2s;
   const float *b1, *b2;
@@ -890,69 +890,144 @@ struct MoeF16Args {
   uint16_t* acth;  // [T*k, I] SwiGLU outputs, f16 pair order, scaled by 2^act_exp
   int act_exp;
   float* x;        // [T, H] += sum_s weight * (W2 act + b2)
+  const float* logits;  // [T, E] router logits (decode): the up kernel writes idx/weight from them
+  int E;
 };
 
-// Both projections split each 16-row tile over 2 warps (blocks [0, nb/2) and [nb/2, nb)), with 6
-// blocks a lane in flight; the register caps below keep a decode step's warps in one wave (2880 up,
-// 3 blocks of 8 warps an SM; 1440 down, 2 blocks an SM).
-constexpr int kF16Unroll = 6, kUpMinBlocks = 3, kDownMinBlocks = 2;
+// Dots of 8 MXFP4 rows (w: row 0's blocks, rows nb*16 bytes apart; scales likewise) with one f16
+// activation vector x (pair order) over blocks [lo, hi), in two groups of 4 rows. An mma's 16 rows
+// are 4 weight rows x 4 consecutive blocks (M-row m: row m/4 of the group at block b0 + m%4) and
+// its 8 columns the activations of those 4 blocks (twice), so the diagonal C[m][m%4] is that
+// row's dot over that block, scaled by the block's 2^(s-127) in f32. Lane (g, t) holds word t of
+// its M-rows' blocks, so the 4 quads of a row read 64 contiguous bytes. The kernels before this
+// put 16 weight rows of one block in an mma: a warp's load touched 8 rows (8 cache lines) for 16
+// bytes each, and the L1's line-a-cycle throughput, not DRAM, bounded them (446 -> 471 tok/s on
+// an H100 with this layout; 8 blocks x 2 rows an mma, 128 bytes a row, measured 467). Returns the
+// 8 sums on lane 0, in units of 2^-14 (the codes) and 2^p (the activation): the caller scales them.
+template <int U>
+__device__ __forceinline__ void dot8_mxfp4_f16(const uint8_t* w, const uint8_t* sc, const uint4* x, int nb, int lo, int hi,
+                                               int lane, float (&out)[8]) {
+  const int g = lane >> 2, t = lane & 3, j = g & 3, rh = g >> 2;
+  const size_t stride = size_t(nb) * 16;
+  // rows of the lane's four M-rows: group 0 (rh, 2 + rh), group 1 (4 + rh, 6 + rh)
+  const uint8_t* wp[4] = {w + rh * stride + 4 * t, w + (2 + rh) * stride + 4 * t, w + (4 + rh) * stride + 4 * t,
+                          w + (6 + rh) * stride + 4 * t};
+  const uint8_t* sp[4] = {sc + rh * nb, sc + (2 + rh) * nb, sc + (4 + rh) * nb, sc + (6 + rh) * nb};
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int b0 = lo; b0 < hi; b0 += 4 * U) {
+    uint32_t q[U][4], e[U][4];
+    uint4 xv[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int b = b0 + 4 * u + j;
+      if (b < hi) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) q[u][r] = ld_weight_u32(wp[r] + 16 * size_t(b)), e[u][r] = __ldg(sp[r] + b);
+        xv[u] = __ldg(x + 4 * b + t);
+      } else {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) q[u][r] = 0u, e[u][r] = 0u;
+        xv[u] = make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t qa = q[u][2 * h], qb = q[u][2 * h + 1];
+        float c[4] = {0.f, 0.f, 0.f, 0.f};
+        mma_f16(c, fp4_pair_f16<0>(qa), fp4_pair_f16<0>(qb), fp4_pair_f16<1>(qa), fp4_pair_f16<1>(qb), xv[u].x, xv[u].y);
+        mma_f16(c, fp4_pair_f16<2>(qa), fp4_pair_f16<2>(qb), fp4_pair_f16<3>(qa), fp4_pair_f16<3>(qb), xv[u].z, xv[u].w);
+        // C[g][n] for n = 2t, 2t+1: the diagonal n % 4 == g % 4 sits in c[g & 1] when t % 2 == j / 2
+        acc[2 * h] = fmaf((g & 1) ? c[1] : c[0], __uint_as_float(e[u][2 * h] << 23), acc[2 * h]);
+        acc[2 * h + 1] = fmaf((g & 1) ? c[3] : c[2], __uint_as_float(e[u][2 * h + 1] << 23), acc[2 * h + 1]);
+      }
+    }
+  }
+  // Lanes (j, t = j/2) of each half-warp hold the 4 block phases of rows rh, 2+rh, 4+rh, 6+rh.
+  const bool valid = t == (j >> 1);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    float v = valid ? acc[r] : 0.f;
+#pragma unroll
+    for (int o = 1; o < 16; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    out[2 * r] = v, out[2 * r + 1] = __shfl_down_sync(0xffffffffu, v, 16);
+  }
+}
 
-// Up: 4 tiles (64 rows: 32 j, glu and linear rows interleaved) x 2 halves a block of 8 warps;
-// grid (I/32, k, T).
-__global__ void __launch_bounds__(kThreads, kUpMinBlocks) moe_up_f16_kernel(MoeF16Args a) {
-  __shared__ float part[2][64];
-  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, tile = w & 3, ks = w >> 2, g = lane >> 2, q = lane & 3;
+// A decode step's expert warps fit one wave of 132 SMs at 3 blocks of 8 warps an SM (80 registers):
+// 2880 up (4 experts x 5760 rows / 8 rows a warp) and 2880 down (2880 rows / 8 x 4 slots x 2 halves).
+constexpr int kExpertBlocksPerSm = 3, kUpUnroll = 4, kDownUnroll = 3;
+
+// Up: 8 warps x 8 rows (64 rows: 32 j, glu and linear rows interleaved) a block; grid (I/32, k, T).
+// In decode (a.logits set) every block takes the top-k of the router's logits itself, which saves
+// the router a last-block stage on the critical path; block (0, 0) writes them for the down kernel.
+__global__ void __launch_bounds__(kThreads, kExpertBlocksPerSm) moe_up_f16_kernel(MoeF16Args a) {
+  __shared__ float part[64];
+  __shared__ float lg[256];
+  __shared__ int32_t sidx[8];
+  __shared__ float swt[8];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   wait_previous_kernel();
   allow_next_kernel();
-  const int t = blockIdx.z, ts = t * a.k + blockIdx.y, e = a.idx[ts], nb = a.H / 32;
-  const size_t row = size_t(e) * 2 * a.I + blockIdx.x * 64 + tile * 16 + g;
-  const uint8_t* ra = a.w1b + row * nb * 16 + 4 * q;
-  const uint8_t* sa = a.w1s + row * nb;
-  float da = 0.f, db = 0.f;
-  dot16_mxfp4_f16<kF16Unroll>(ra, ra + 8 * size_t(nb) * 16, sa, sa + 8 * nb,
-                              reinterpret_cast<const uint4*>(a.xh + size_t(t) * a.H), ks * nb / 2, (ks + 1) * nb / 2, q,
-                              da, db);
-  if (q == 0) part[ks][tile * 16 + g] = da, part[ks][tile * 16 + g + 8] = db;
+  const int t = blockIdx.z, ts = t * a.k + blockIdx.y, nb = a.H / 32;
+  int e;
+  if (a.logits) {
+    if (w == 0) {
+      for (int i = lane; i < a.E; i += 32) lg[i] = __ldcg(a.logits + size_t(t) * a.E + i);
+      __syncwarp();
+      topk_softmax_warp(lg, a.E, a.k, sidx, swt, lane);
+    }
+    __syncthreads();
+    e = sidx[blockIdx.y];
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x < a.k)
+      a.idx[t * a.k + threadIdx.x] = sidx[threadIdx.x], a.weight[t * a.k + threadIdx.x] = swt[threadIdx.x];
+  } else {
+    e = a.idx[ts];
+  }
+  const size_t row0 = size_t(e) * 2 * a.I + blockIdx.x * 64 + w * 8;
+  float d[8];
+  dot8_mxfp4_f16<kUpUnroll>(a.w1b + row0 * nb * 16, a.w1s + row0 * nb,
+                            reinterpret_cast<const uint4*>(a.xh + size_t(t) * a.H), nb, 0, nb, lane, d);
+  if (lane == 0)
+    for (int r = 0; r < 8; ++r) part[w * 8 + r] = d[r];
   __syncthreads();
   if (threadIdx.x < 32) {
     const int j = threadIdx.x, J = blockIdx.x * 32 + j;
     const float f = ldexpf(1.0f, 14 - a.xexp[t]);
     const float* b = a.b1 + size_t(e) * 2 * a.I + 2 * J;
-    const float y = swiglu_clamped((part[0][2 * j] + part[1][2 * j]) * f + b[0],
-                                   (part[0][2 * j + 1] + part[1][2 * j + 1]) * f + b[1], a.limit);
+    const float y = swiglu_clamped(part[2 * j] * f + b[0], part[2 * j + 1] * f + b[1], a.limit);
     a.acth[size_t(ts) * a.I + f16_pair_index(J)] = f16_scaled(y, a.act_exp);
   }
 }
 
-// Down: 16 output features of token blockIdx.y a block of 8 warps: warp w takes slots w%4,
-// w%4+4, ... over half the blocks (w/4); the 8 partial sums meet in shared memory. grid (H/16, T).
-__global__ void __launch_bounds__(kThreads, kDownMinBlocks) moe_down_f16_kernel(MoeF16Args a) {
-  __shared__ float part[kWarps][16];
-  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, g = lane >> 2, q = lane & 3, ks = w >> 2;
-  const int n0 = blockIdx.x * 16, t = blockIdx.y, nb = a.I / 32;
+// Down: 8 output features of token blockIdx.y a block of 8 warps; warp w takes slot w / 2 (w / 2 + 4,
+// ...) over half w % 2 of the blocks; the 8 partial sums meet in shared memory in order. Halving K
+// doubled the warps in flight (16 rows a block over all the blocks: 468 -> 477 tok/s). grid (H/8, T).
+__global__ void __launch_bounds__(kThreads, kExpertBlocksPerSm) moe_down_f16_kernel(MoeF16Args a) {
+  __shared__ float part[kWarps][8];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32, ks = w & 1;
+  const int n0 = blockIdx.x * 8, t = blockIdx.y, nb = a.I / 32;
   wait_previous_kernel();
   allow_next_kernel();
   const float f = ldexpf(1.0f, 14 - a.act_exp);
-  float ta = 0.f, tb = 0.f;
-  for (int s = w & 3; s < a.k; s += 4) {
+  if (lane < 8) part[w][lane] = 0.f;
+  for (int s = w >> 1; s < a.k; s += kWarps / 2) {
     const int ts = t * a.k + s;
-    const size_t row = size_t(a.idx[ts]) * a.H + n0 + g;
-    const uint8_t* ra = a.w2b + row * nb * 16 + 4 * q;
-    const uint8_t* sa = a.w2s + row * nb;
-    float da = 0.f, db = 0.f;
-    dot16_mxfp4_f16<kF16Unroll>(ra, ra + 8 * size_t(nb) * 16, sa, sa + 8 * nb,
-                                reinterpret_cast<const uint4*>(a.acth + size_t(ts) * a.I), ks * nb / 2,
-                                (ks + 1) * nb / 2, q, da, db);
-    const float wgt = a.weight[ts];
-    ta += wgt * (da * f + (ks == 0 ? a.b2[row] : 0.f));
-    tb += wgt * (db * f + (ks == 0 ? a.b2[row + 8] : 0.f));
+    const size_t row0 = size_t(a.idx[ts]) * a.H + n0;
+    float d[8];
+    dot8_mxfp4_f16<kDownUnroll>(a.w2b + row0 * nb * 16, a.w2s + row0 * nb, reinterpret_cast<const uint4*>(a.acth + size_t(ts) * a.I),
+                      nb, ks * nb / 2, (ks + 1) * nb / 2, lane, d);
+    if (lane == 0) {
+      const float wgt = a.weight[ts];
+      for (int r = 0; r < 8; ++r) part[w][r] += wgt * (d[r] * f + (ks == 0 ? a.b2[row0 + r] : 0.f));
+    }
   }
-  if (q == 0) part[w][g] = ta, part[w][g + 8] = tb;
   __syncthreads();
-  if (threadIdx.x < 16) {
+  if (threadIdx.x < 8) {
     float sum = 0.f;
 #pragma unroll
-    for (int i = 0; i < kWarps; ++i) sum += part[i][threadIdx.x];
+    for (int q = 0; q < kWarps; ++q) sum += part[q][threadIdx.x];
     a.x[size_t(t) * a.H + n0 + threadIdx.x] += sum;
   }
 }
@@ -999,8 +1074,6 @@ __global__ void __launch_bounds__(kThreads) unembed_kernel(UnembedArgs a) {
   __shared__ bool last;
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   const int warps = gridDim.x * kWarps;
-  for (int r = blockIdx.x * kWarps + w, i = 0; r < a.V && i < 2; r += warps, ++i)
-    prefetch_row(a.W + size_t(r) * a.H, size_t(a.H) * 2, lane);
   wait_previous_kernel();
   allow_next_kernel();
   norm_to_smem(a.x, a.norm_w, a.H, a.eps, xs, red);
@@ -1272,7 +1345,6 @@ class CudaGptOss final : public GptOssRuntime {
                             &tokens_, &pos_dev_})
       if (t->defined()) workspace_bytes_ += t->nbytes();
     for (const auto& b : layers_) workspace_bytes_ += b.k_cache.nbytes() + b.v_cache.nbytes();
-    if (tiled_moe_) workspace_bytes_ += moe_workspace_.nbytes();
     set_position(0);
   }
 
@@ -1529,7 +1601,7 @@ class CudaGptOss final : public GptOssRuntime {
     for (auto& b : layers_) {
       QkvDecodeArgs qa{dptr<float>(x_), dptr<float>(b.attn_norm), d_.eps, b.wq, b.wk, b.wv, dptr<float>(b.qkv_b), H, Hq,
                        Hkv, D, rope(), dptr<int64_t>(pos_dev_), dptr<uint16_t>(b.k_cache), dptr<uint16_t>(b.v_cache),
-                       b.cap, dptr<float>(q32_)};
+                       b.cap, dptr<float>(q32_), preload_ ? 1 : 0};
       const int pairs = (Hq + 2 * Hkv) * D / 2;
       launch_pdl(qkv_decode_kernel, (pairs + kWarps - 1) / kWarps, kThreads, hsmem, stream_, qa);
       mark("qkv");
@@ -1539,7 +1611,8 @@ class CudaGptOss final : public GptOssRuntime {
       launch_pdl(attn_decode_kernel, dim3(unsigned(Hkv), unsigned(b.splits)), 32 * (Hq / Hkv), 0, stream_, aa);
       mark(b.window ? "attn_win" : "attn_full");
       launch_pdl(out_proj_decode_kernel, (H + kWarps - 1) / kWarps, kThreads, sizeof(float) * size_t(Hq * D), stream_,
-                 (const float*)dptr<float>(o32_), b.wo, (const float*)dptr<float>(b.out_b), Hq * D, H, dptr<float>(x_));
+                 (const float*)dptr<float>(o32_), b.wo, (const float*)dptr<float>(b.out_b), Hq * D, H, dptr<float>(x_),
+                 preload_ ? 1 : 0);
       mark("out_proj");
       RouterDecodeArgs ra{dptr<float>(x_), dptr<float>(b.mlp_norm), d_.eps, dptr<float>(b.gate_w), dptr<float>(b.gate_b),
                           H, E, k, dptr<float>(router_), dptr<int>(counters_) + Hkv, dptr<int32_t>(idx_),
@@ -1547,7 +1620,7 @@ class CudaGptOss final : public GptOssRuntime {
                           experts_ == Experts::Int8 ? dptr<int8_t>(xq_) : nullptr,
                           experts_ == Experts::Int8 ? dptr<float>(xscale_) : nullptr,
                           experts_ == Experts::Bf16 ? dptr<uint16_t>(xh_) : nullptr,
-                          experts_ == Experts::Bf16 ? dptr<int>(xexp_) : nullptr};
+                          experts_ == Experts::Bf16 ? dptr<int>(xexp_) : nullptr, topk_in_experts() ? 1 : 0};
       launch_pdl(router_decode_kernel, E, kThreads, hsmem, stream_, ra);
       mark("router");
       moe(b, 1, /*pdl=*/true);
@@ -1576,10 +1649,10 @@ class CudaGptOss final : public GptOssRuntime {
       }
       MoeF16Args fa{dptr<uint16_t>(xh_), dptr<int>(xexp_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w1b, b.w1s,
                     b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<uint16_t>(acth_), act_exp_,
-                    dptr<float>(x_)};
+                    dptr<float>(x_), pdl && T == 1 && topk_in_experts() ? dptr<float>(router_) : nullptr, int(d_.experts)};
       go(moe_up_f16_kernel, up, fa);
       mark("moe_up");
-      go(moe_down_f16_kernel, dim3(unsigned(H / 16), unsigned(T)), fa);
+      go(moe_down_f16_kernel, dim3(unsigned(H / 8), unsigned(T)), fa);
       mark("moe_down");
       return;
     }
@@ -1731,6 +1804,14 @@ class CudaGptOss final : public GptOssRuntime {
     return s == "f32" ? Experts::F32 : s == "int8" ? Experts::Int8 : Experts::Bf16;
   }();
   int act_exp_ = 0;
+  // The bf16 experts' up kernel takes decode's top-k from the router's logits itself.
+  bool topk_in_experts() const { return experts_ == Experts::Bf16 && d_.experts <= 256; }
+  // The first batch of q/k/v and output-projection weights is loaded before a kernel waits for the
+  // previous one (EMBER_GPT_OSS_PRELOAD=0: after, to measure what it gains).
+  bool preload_ = [] {
+    const char* v = std::getenv("EMBER_GPT_OSS_PRELOAD");
+    return !(v && std::string(v) == "0");
+  }();
   Tensor xh_, xexp_, acth_;
   int max_splits_ = 1;
   int64_t unembed_blocks_ = 0;
