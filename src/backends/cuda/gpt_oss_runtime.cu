@@ -407,12 +407,12 @@ __device__ __forceinline__ void rope_pair(float& x0, float& x1, int64_t pos, int
   x1 = b * c + a * s;
 }
 
+// grid (ceil(H / blockDim), T): one value a thread, so a decode step's embedding is one round trip.
 __global__ void embed_kernel(const uint16_t* emb, const int32_t* tokens, int H, float* x) {
   wait_previous_kernel();
   allow_next_kernel();
-  const int t = blockIdx.x;
-  const uint16_t* row = emb + size_t(tokens[t]) * size_t(H);
-  for (int i = threadIdx.x; i < H; i += blockDim.x) x[size_t(t) * H + i] = __uint_as_float(uint32_t(row[i]) << 16);
+  const int t = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < H) x[size_t(t) * H + i] = __uint_as_float(uint32_t(emb[size_t(tokens[t]) * size_t(H) + i]) << 16);
 }
 
 struct QkvDecodeArgs {
@@ -493,8 +493,7 @@ __global__ void __launch_bounds__(512) attn_decode_kernel(AttnDecodeArgs a) {
   __shared__ bool last;
   const int g = blockIdx.x, s = blockIdx.y, G = a.Hq / a.Hkv, w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int h = g * G + w, D = a.D, c8 = D / 8, c2 = D / 2;
-  wait_previous_kernel();
-  allow_next_kernel();
+  // The position was advanced by the previous step's last kernel, not by the one this waits for.
   const int64_t pos = *a.pos;
   const int64_t n = a.window > 0 ? lmin(pos + 1, a.window) : pos + 1, lo = pos + 1 - n;
   // Shares of at least min_share keys: a short context takes one block per KV head (no merge),
@@ -502,19 +501,33 @@ __global__ void __launch_bounds__(512) attn_decode_kernel(AttnDecodeArgs a) {
   const int used = int(lmin(a.splits, (n + a.min_share - 1) / a.min_share));
   if (s >= used) return;
   const int64_t chunk = (n + used - 1) / used, begin = lo + s * chunk, end = lmin(begin + chunk, pos + 1);
+  // Rows j of the tile at t0 into shared memory; `early`: all but the current position's, whose
+  // key and value the q/k/v kernel is still writing (a row is one 128-byte line at D = 64).
+  auto load_tile = [&](int64_t t0, int nk, int early) {
+    for (int e = threadIdx.x; e < kAttnTile * c8; e += blockDim.x) {
+      const int j = e / c8, c = e % c8;
+      const bool current = t0 + j == pos;
+      if (j < nk && (early == 0 || (early == 1 && !current) || (early == 2 && current))) {
+        const size_t row = (size_t(g) * size_t(a.cap) + size_t((t0 + j) % a.cap)) * D;
+        ks[j][c] = __ldcg(reinterpret_cast<const uint4*>(a.k_cache + row + c * 8));
+        const uint4 v = __ldcg(reinterpret_cast<const uint4*>(a.v_cache + row + c * 8));
+        vs[j][c * 4] = v.x, vs[j][c * 4 + 1] = v.y, vs[j][c * 4 + 2] = v.z, vs[j][c * 4 + 3] = v.w;
+      }
+    }
+  };
+  // The first tile's older keys and values do not depend on the previous kernel: loaded before
+  // waiting for it.
+  load_tile(begin, int(lmin(kAttnTile, end - begin)), 1);
+  wait_previous_kernel();
+  allow_next_kernel();
+  load_tile(begin, int(lmin(kAttnTile, end - begin)), 2);
   for (int d = lane; d < D; d += 32) qs[w][d] = a.q[h * D + d] * a.scale;
   float m = -INFINITY, l = 0.f, o0 = 0.f, o1 = 0.f;
   for (int64_t t0 = begin; t0 < end; t0 += kAttnTile) {
     const int nk = int(lmin(kAttnTile, end - t0));
-    __syncthreads();
-    for (int e = threadIdx.x; e < kAttnTile * c8; e += blockDim.x) {
-      const int j = e / c8, c = e % c8;
-      if (j < nk) {
-        const size_t row = (size_t(g) * size_t(a.cap) + size_t((t0 + j) % a.cap)) * D;
-        ks[j][c] = *reinterpret_cast<const uint4*>(a.k_cache + row + c * 8);
-        const uint4 v = *reinterpret_cast<const uint4*>(a.v_cache + row + c * 8);
-        vs[j][c * 4] = v.x, vs[j][c * 4 + 1] = v.y, vs[j][c * 4 + 2] = v.z, vs[j][c * 4 + 3] = v.w;
-      }
+    if (t0 != begin) {
+      __syncthreads();
+      load_tile(t0, nk, 0);
     }
     __syncthreads();
     float sc = -INFINITY;
@@ -1595,7 +1608,7 @@ class CudaGptOss final : public GptOssRuntime {
     const int H = int(d_.hidden), D = int(d_.head_dim), Hq = int(d_.heads), Hkv = int(d_.kv_heads);
     const int k = int(d_.experts_per_token), E = int(d_.experts);
     const size_t hsmem = sizeof(float) * size_t(H);
-    launch_pdl(embed_kernel, 1, kThreads, 0, stream_, (const uint16_t*)dptr<uint16_t>(embedding_),
+    launch_pdl(embed_kernel, dim3(unsigned((H + kThreads - 1) / kThreads), 1), kThreads, 0, stream_, (const uint16_t*)dptr<uint16_t>(embedding_),
                (const int32_t*)dptr<int32_t>(tokens_), H, dptr<float>(x_));
     mark("embed");
     for (auto& b : layers_) {
@@ -1713,7 +1726,7 @@ class CudaGptOss final : public GptOssRuntime {
     const size_t hsmem = sizeof(float) * size_t(H);
     EMBER_CUDA_CHECK(cudaMemcpyAsync(tokens_.raw_data(), tokens.data(), sizeof(int32_t) * size_t(T),
                                      cudaMemcpyHostToDevice, stream_));
-    embed_kernel<<<unsigned(T), kThreads, 0, stream_>>>(dptr<uint16_t>(embedding_), dptr<int32_t>(tokens_), H, dptr<float>(x_));
+    embed_kernel<<<dim3(unsigned((H + kThreads - 1) / kThreads), unsigned(T)), kThreads, 0, stream_>>>(dptr<uint16_t>(embedding_), dptr<int32_t>(tokens_), H, dptr<float>(x_));
     EMBER_CUDA_LAUNCHED();
     for (auto& b : layers_) {
       norm_rows_kernel<<<unsigned(T), kThreads, hsmem, stream_>>>(dptr<float>(x_), dptr<float>(b.attn_norm), d_.eps, H,
