@@ -1366,12 +1366,16 @@ class CudaGptOss final : public GptOssRuntime {
     cudaStreamSynchronize(stream_);
     if (profiling_ && profiled_steps_) {
       double total = 0;
-      for (const auto& [k, v] : profile_) total += v.first;
+      for (const auto& [k, v] : profile_) total += v.ms;
       std::fprintf(stderr, "decode profile over %lld steps (eager launches, %.3f ms a step):\n", (long long)profiled_steps_,
                    total / double(profiled_steps_));
-      for (const auto& [k, v] : profile_)
-        std::fprintf(stderr, "  %-10s %8.1f us a step (%5.1f%%), %6.2f us a launch\n", k.c_str(),
-                     1000.0 * v.first / double(profiled_steps_), 100.0 * v.first / total, 1000.0 * v.first / v.second);
+      for (const auto& [k, v] : profile_) {
+        std::fprintf(stderr, "  %-10s %8.1f us a step (%5.1f%%), %6.2f us a launch", k.c_str(),
+                     1000.0 * v.ms / double(profiled_steps_), 100.0 * v.ms / total, 1000.0 * v.ms / double(v.launches));
+        if (v.bytes > 0)  // launch gaps included: a lower bound on the kernel's own bandwidth
+          std::fprintf(stderr, ", %7.2f MB a launch at %6.0f GB/s", v.bytes / double(v.launches) / 1e6, v.bytes / (v.ms * 1e6));
+        std::fprintf(stderr, "\n");
+      }
     }
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
     if (sample_graph_exec_) cudaGraphExecDestroy(sample_graph_exec_);
@@ -1521,23 +1525,24 @@ class CudaGptOss final : public GptOssRuntime {
   }
 
   // EMBER_CUDA_PROFILE=1: decode steps run eagerly with an event after every kernel; the time per
-  // kernel kind is printed when the runtime goes away.
-  void mark(const char* label) {
+  // kernel kind, and the bandwidth its weights and cache reads (`bytes`) took, are printed when the
+  // runtime goes away.
+  void mark(const char* label, double bytes = 0) {
     if (!profiling_) return;
     cudaEvent_t e;
     EMBER_CUDA_CHECK(cudaEventCreate(&e));
     EMBER_CUDA_CHECK(cudaEventRecord(e, stream_));
-    marks_.emplace_back(label, e);
+    marks_.push_back({label, e, bytes});
   }
   void collect_marks() {
     EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
     for (size_t i = 1; i < marks_.size(); ++i) {
       float ms = 0;
-      EMBER_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_[i - 1].second, marks_[i].second));
-      auto& slot = profile_[marks_[i].first];
-      slot.first += ms, slot.second += 1;
+      EMBER_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_[i - 1].event, marks_[i].event));
+      auto& slot = profile_[marks_[i].label];
+      slot.ms += ms, slot.launches += 1, slot.bytes += marks_[i].bytes;
     }
-    for (auto& m : marks_) cudaEventDestroy(m.second);
+    for (auto& m : marks_) cudaEventDestroy(m.event);
     marks_.clear();
     ++profiled_steps_;
   }
@@ -1610,23 +1615,24 @@ class CudaGptOss final : public GptOssRuntime {
     const size_t hsmem = sizeof(float) * size_t(H);
     launch_pdl(embed_kernel, dim3(unsigned((H + kThreads - 1) / kThreads), 1), kThreads, 0, stream_, (const uint16_t*)dptr<uint16_t>(embedding_),
                (const int32_t*)dptr<int32_t>(tokens_), H, dptr<float>(x_));
-    mark("embed");
+    mark("embed", 2.0 * H);
     for (auto& b : layers_) {
       QkvDecodeArgs qa{dptr<float>(x_), dptr<float>(b.attn_norm), d_.eps, b.wq, b.wk, b.wv, dptr<float>(b.qkv_b), H, Hq,
                        Hkv, D, rope(), dptr<int64_t>(pos_dev_), dptr<uint16_t>(b.k_cache), dptr<uint16_t>(b.v_cache),
                        b.cap, dptr<float>(q32_), preload_ ? 1 : 0};
       const int pairs = (Hq + 2 * Hkv) * D / 2;
       launch_pdl(qkv_decode_kernel, (pairs + kWarps - 1) / kWarps, kThreads, hsmem, stream_, qa);
-      mark("qkv");
+      mark("qkv", 2.0 * (Hq + 2 * Hkv) * D * H);
       AttnDecodeArgs aa{dptr<float>(q32_), dptr<uint16_t>(b.k_cache), dptr<uint16_t>(b.v_cache), b.cap,
                         dptr<int64_t>(pos_dev_), b.window, dptr<float>(b.sinks), 1.0f / std::sqrt(float(D)), Hq, Hkv,
                         D, b.splits, min_share_, dptr<float>(partial_), dptr<int>(counters_), dptr<float>(o32_)};
       launch_pdl(attn_decode_kernel, dim3(unsigned(Hkv), unsigned(b.splits)), 32 * (Hq / Hkv), 0, stream_, aa);
-      mark(b.window ? "attn_win" : "attn_full");
+      mark(b.window ? "attn_win" : "attn_full",
+           4.0 * double(b.window ? std::min<int64_t>(pos_ + 1, b.window) : pos_ + 1) * Hkv * D);
       launch_pdl(out_proj_decode_kernel, (H + kWarps - 1) / kWarps, kThreads, sizeof(float) * size_t(Hq * D), stream_,
                  (const float*)dptr<float>(o32_), b.wo, (const float*)dptr<float>(b.out_b), Hq * D, H, dptr<float>(x_),
                  preload_ ? 1 : 0);
-      mark("out_proj");
+      mark("out_proj", 2.0 * Hq * D * H);
       RouterDecodeArgs ra{dptr<float>(x_), dptr<float>(b.mlp_norm), d_.eps, dptr<float>(b.gate_w), dptr<float>(b.gate_b),
                           H, E, k, dptr<float>(router_), dptr<int>(counters_) + Hkv, dptr<int32_t>(idx_),
                           dptr<float>(weight_), experts_ == Experts::F32 ? dptr<float>(a32_) : nullptr,
@@ -1635,11 +1641,11 @@ class CudaGptOss final : public GptOssRuntime {
                           experts_ == Experts::Bf16 ? dptr<uint16_t>(xh_) : nullptr,
                           experts_ == Experts::Bf16 ? dptr<int>(xexp_) : nullptr, topk_in_experts() ? 1 : 0};
       launch_pdl(router_decode_kernel, E, kThreads, hsmem, stream_, ra);
-      mark("router");
+      mark("router", 4.0 * E * H);
       moe(b, 1, /*pdl=*/true);
     }
     unembed(dptr<float>(x_), /*advance=*/true, /*pdl=*/true);
-    mark("unembed");
+    mark("unembed", 2.0 * double(d_.vocab) * H);
   }
 
   // The experts for T tokens (decode, or a prefill chunk below kTiledMoeMinTokens), their input
@@ -1647,6 +1653,8 @@ class CudaGptOss final : public GptOssRuntime {
   void moe(const LayerBuffers& b, int T, bool pdl) {
     const int H = int(d_.hidden), k = int(d_.experts_per_token), I = int(d_.intermediate);
     const dim3 up(unsigned(I / 32), unsigned(k), unsigned(T)), down(unsigned((H / 2 + kWarps - 1) / kWarps), unsigned(T));
+    // MXFP4 bytes the selected experts' rows hold (16-byte blocks and a scale byte per 32 values)
+    const double up_bytes = 17.0 * k * T * 2 * I * (H / 32), down_bytes = 17.0 * k * T * H * (I / 32);
     auto go = [&](auto kernel, dim3 grid, auto args) {
       if (pdl) {
         launch_pdl(kernel, grid, kThreads, 0, stream_, args);
@@ -1664,9 +1672,9 @@ class CudaGptOss final : public GptOssRuntime {
                     b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<uint16_t>(acth_), act_exp_,
                     dptr<float>(x_), pdl && T == 1 && topk_in_experts() ? dptr<float>(router_) : nullptr, int(d_.experts)};
       go(moe_up_f16_kernel, up, fa);
-      mark("moe_up");
+      mark("moe_up", up_bytes);
       go(moe_down_f16_kernel, dim3(unsigned(H / 8), unsigned(T)), fa);
-      mark("moe_down");
+      mark("moe_down", down_bytes);
       return;
     }
     if (experts_ == Experts::Int8) {
@@ -1680,19 +1688,19 @@ class CudaGptOss final : public GptOssRuntime {
                    b.w1s, b.w2b, b.w2s, dptr<float>(b.b1), dptr<float>(b.b2), d_.swiglu_limit, dptr<int8_t>(actq_),
                    dptr<float>(actscale_), dptr<float>(x_)};
       go(moe_up_q8_kernel, up, qa);
-      mark("moe_up");
+      mark("moe_up", up_bytes);
       go(moe_down_q8_kernel, dim3(unsigned((H + kWarps - 1) / kWarps), unsigned(T)), qa);
-      mark("moe_down");
+      mark("moe_down", down_bytes);
       return;
     }
     MoeUpArgs ua{dptr<float>(a32_), dptr<int32_t>(idx_), k, H, I, b.w1b, b.w1s, dptr<float>(b.b1), d_.swiglu_limit,
                  dptr<float>(act_)};
     go(moe_up_kernel, up, ua);
-    mark("moe_up");
+    mark("moe_up", up_bytes);
     MoeDownArgs da{dptr<float>(act_), dptr<int32_t>(idx_), dptr<float>(weight_), k, H, I, b.w2b, b.w2s, dptr<float>(b.b2),
                    dptr<float>(x_)};
     go(moe_down_kernel, down, da);
-    mark("moe_down");
+    mark("moe_down", down_bytes);
   }
 
   void unembed(const float* xrow, bool advance, bool pdl = false) {
@@ -1841,8 +1849,17 @@ class CudaGptOss final : public GptOssRuntime {
     const char* v = std::getenv("EMBER_CUDA_PROFILE");
     return v && std::string(v) == "1";
   }();
-  std::vector<std::pair<const char*, cudaEvent_t>> marks_;
-  std::map<std::string, std::pair<double, int64_t>> profile_;
+  struct Mark {
+    const char* label;
+    cudaEvent_t event;
+    double bytes;
+  };
+  struct KernelTime {
+    double ms = 0, bytes = 0;
+    int64_t launches = 0;
+  };
+  std::vector<Mark> marks_;
+  std::map<std::string, KernelTime> profile_;
   int64_t profiled_steps_ = 0;
 };
 
