@@ -73,7 +73,7 @@ __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
 }
 
 // Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while the
-// previous one finishes; it prefetches what does not depend on it (weights), then waits for it.
+// previous one finishes; it loads what does not depend on it (weights, older cache rows), then waits for it.
 // Launched without the attribute, both instructions do nothing.
 __device__ __forceinline__ void wait_previous_kernel() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void allow_next_kernel() { asm volatile("griddepcontrol.launch_dependents;" :::); }
