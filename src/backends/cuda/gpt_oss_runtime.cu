@@ -1814,8 +1814,8 @@ class CudaGptOss final : public GptOssRuntime {
     return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(32);
   }();
   // The experts' decode activations (EMBER_GPT_OSS_EXPERTS): bf16 (default; tensor cores, the
-  // rounding prefill has too), f32 (the CPU path's arithmetic, ~0.9x the decode speed) or int8
-  // per block of 32 (as llama.cpp does; less exact, ~1.1x).
+  // rounding prefill has too), f32 (the CPU path's arithmetic, ~0.85x the decode speed) or int8
+  // per block of 32 (as llama.cpp does; less exact, ~1.06x).
   enum class Experts { Bf16, F32, Int8 };
   Experts experts_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_EXPERTS");
