@@ -96,11 +96,14 @@ void BM_MoePrefill(benchmark::State& state) {
   args.b2 = static_cast<const float*>(b2.raw_data());
   args.x = static_cast<float*>(x.raw_data());
   args.workspace = ws.raw_data();
+  args.tile_rows = int(state.range(1));
   const double flops = 2.0 * T * k * (2.0 * I * H + double(H) * I);
   const double bytes = E * (2.0 * I * H + double(H) * I) * 17 / 32 + T * H * (2.0 + 8.0);
   time_calls(state, [&](cudaStream_t s) { gpu::moe_prefill(args, s); }, flops, bytes);
 }
-BENCHMARK(BM_MoePrefill)->Arg(512)->Arg(2048)->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MoePrefill)
+    ->ArgsProduct({{512, 2048, 8192}, {64, 128}})  // tokens, rows a GEMM tile
+    ->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
 
 void BM_AttentionPrefill(benchmark::State& state) {
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");

@@ -66,7 +66,7 @@ double dot(const float* w, const float* x, int n) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-void check_moe(const MoeShape& sh, uint64_t seed) {
+void check_moe(const MoeShape& sh, uint64_t seed, int tile_rows = 64) {
   const int T = sh.T, H = sh.H, I = sh.I, E = sh.E, k = sh.k;
   std::mt19937_64 rng(seed);
   const std::vector<float> a = test::round_bf16(test::random_floats(size_t(T) * H, seed + 1));
@@ -118,6 +118,7 @@ void check_moe(const MoeShape& sh, uint64_t seed) {
   args.b2 = static_cast<const float*>(d_b2.raw_data());
   args.x = static_cast<float*>(d_x.raw_data());
   args.workspace = d_ws.raw_data();
+  args.tile_rows = tile_rows;
   gpu::moe_prefill(args, backend::cuda::stream_for(0));
   synchronize(Device::cuda(0));
   const std::vector<float> got = d_x.to(Device::cpu()).to_vector<float>();
@@ -181,22 +182,38 @@ void check_moe(const MoeShape& sh, uint64_t seed) {
       break;
     }
   }
-  std::printf("[ moe T=%d H=%d I=%d E=%d k=%d ] worst error / tolerance %.3f\n", T, H, I, E, k, worst);
+  std::printf("[ moe T=%d H=%d I=%d E=%d k=%d, %d-row tiles ] worst error / tolerance %.3f\n", T, H, I, E, k, tile_rows,
+              worst);
 }
 
 TEST(GptOssPrefillMoe, SmallShapes) {
   SKIP_WITHOUT_GPU();
-  for (int T : {1, 7, 33, 300}) check_moe({T, 256, 256, 32, 4, -4}, 100 + uint64_t(T));
+  for (int rows : {64, 128})
+    for (int T : {1, 7, 33, 300}) check_moe({T, 256, 256, 32, 4, -4}, 100 + uint64_t(T), rows);
 }
 
 TEST(GptOssPrefillMoe, NonSquareAndOddTileCounts) {
   SKIP_WITHOUT_GPU();
-  check_moe({45, 192, 320, 8, 2, -4}, 7);  // H = 192: 1.5 weight-row tiles of 128 in the down GEMM
+  for (int rows : {64, 128})
+    check_moe({45, 192, 320, 8, 2, -4}, 7, rows);  // H = 192: 1.5 weight-row tiles of 128 in the down GEMM
 }
 
 TEST(GptOssPrefillMoe, Gpt20bShape) {
   SKIP_WITHOUT_GPU();
-  check_moe({64, 2880, 2880, 32, 4, -6}, 20);
+  for (int rows : {64, 128}) check_moe({64, 2880, 2880, 32, 4, -6}, 20, rows);
+}
+
+TEST(GptOssPrefillMoe, SeveralRowTilesAnExpert) {
+  SKIP_WITHOUT_GPU();
+  // 150 rows an expert: 3 tiles of 64 (the last partial), 2 of 128.
+  for (int rows : {64, 128}) check_moe({600, 256, 256, 8, 2, -4}, 31, rows);
+}
+
+TEST(GptOssPrefillMoe, BadTileRowsAreRefused) {
+  SKIP_WITHOUT_GPU();
+  gpu::MoePrefillArgs args;
+  args.T = 1, args.H = 64, args.I = 64, args.E = 2, args.k = 1, args.tile_rows = 96;
+  EXPECT_THROW(gpu::moe_prefill(args, backend::cuda::stream_for(0)), Error);
 }
 
 // ---- attention ----------------------------------------------------------------------------

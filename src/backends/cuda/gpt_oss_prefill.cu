@@ -80,12 +80,12 @@ __device__ __forceinline__ uint32_t ue8_bf16x2(uint32_t s) {
 
 // ---- MoE ----------------------------------------------------------------------------------
 
-// Expert GEMM tile: kBM (token, slot) rows x kBN weight rows, kBK inputs per step; 8 warps as
-// 2 (rows) x 4 (weight rows), each 32 x 32. Shared rows padded to kLds halves (conflict-free
-// ldmatrix).
+// Expert GEMM tile: BM (token, slot) rows x kBN weight rows, kBK inputs per step; 8 warps as
+// BM/32 (rows) x 8/(BM/32) (weight rows), each 32 rows. Shared rows padded to kLds halves
+// (conflict-free ldmatrix). BM is 64 or 128: a tile's decoded weights serve BM rows.
 constexpr int kBM = 64, kBN = 128, kBK = 64, kLds = kBK + 8, kGemmThreads = 256;
 constexpr int kMaxExperts = 256;
-constexpr size_t kGemmSmem = size_t(2) * (kBM + kBN) * kLds * sizeof(uint16_t);
+constexpr size_t gemm_smem(int bm) { return size_t(2) * (bm + kBN) * kLds * sizeof(uint16_t); }
 
 struct MoeGemm {
   const uint16_t* a;       // up: the MLP input [T, H], rows gathered; down: act [Tk, I] (grouped)
@@ -103,10 +103,10 @@ struct MoeGemm {
   float* y;                // down: f32 [Tk, N] (pair rows)
 };
 
-size_t max_row_tiles(int Tk, int E) { return size_t(Tk / kBM + std::min(E, Tk) + 1); }
+size_t max_row_tiles(int Tk, int E, int bm = kBM) { return size_t(Tk / bm + std::min(E, Tk) + 1); }
 
 // Groups the T*k (token, slot) pairs by expert: counts, prefix sum, row tiles, scatter. One block.
-__global__ void moe_route_kernel(const int32_t* idx, int Tk, int E, int* offsets, int* sorted,
+__global__ void moe_route_kernel(const int32_t* idx, int Tk, int E, int bm, int* offsets, int* sorted,
                                  int2* tiles, int* n_tiles) {
   __shared__ int count[kMaxExperts], start[kMaxExperts], cursor[kMaxExperts], tile0[kMaxExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) count[e] = 0, cursor[e] = 0;
@@ -117,13 +117,13 @@ __global__ void moe_route_kernel(const int32_t* idx, int Tk, int E, int* offsets
     int rows = 0, nt = 0;
     for (int e = 0; e < E; ++e) {
       start[e] = rows, tile0[e] = nt, offsets[e] = rows;
-      rows += count[e], nt += (count[e] + kBM - 1) / kBM;
+      rows += count[e], nt += (count[e] + bm - 1) / bm;
     }
     offsets[E] = rows, *n_tiles = nt;
   }
   __syncthreads();
   for (int e = threadIdx.x; e < E; e += blockDim.x)
-    for (int i = 0; i * kBM < count[e]; ++i) tiles[tile0[e] + i] = make_int2(e, start[e] + i * kBM);
+    for (int i = 0; i * bm < count[e]; ++i) tiles[tile0[e] + i] = make_int2(e, start[e] + i * bm);
   // Order inside an expert's group does not matter: every row is computed on its own and the
   // down GEMM writes by pair id.
   for (int p = threadIdx.x; p < Tk; p += blockDim.x) {
@@ -134,8 +134,9 @@ __global__ void moe_route_kernel(const int32_t* idx, int Tk, int E, int* offsets
 
 // kUp: act = swiglu(W1[e] a + b1[e]) (pairs of weight rows glu/lin -> one act column, bf16).
 // !kUp: y[pair] = weight[pair] * (W2[e] act + b2[e]) (f32).
-template <bool kUp>
+template <bool kUp, int kBM>
 __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
+  constexpr int WM = kBM / 32, WN = 8 / WM, NI = kBN / WN / 8;  // warps along rows/columns; 8-column tiles a warp
   if (int(blockIdx.x) >= *g.n_tiles) return;
   const int2 tile = g.tiles[blockIdx.x];
   const int e = tile.x, row0 = tile.y, rows = ::min(kBM, g.offsets[e + 1] - row0);
@@ -149,11 +150,12 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
   if (tid < kBM) pair_of_row[tid] = tid < rows ? g.sorted[row0 + tid] : 0;
   __syncthreads();
 
-  // A: 2 chunks of 8 inputs a thread per step.
-  const uint16_t* a_src[2];
-  bool a_ok[2];
+  // A: kBM/32 chunks of 8 inputs a thread per step.
+  constexpr int AC = kBM * 8 / kGemmThreads;
+  const uint16_t* a_src[AC];
+  bool a_ok[AC];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < AC; ++i) {
     const int c = tid + i * kGemmThreads, r = c >> 3, cc = c & 7;
     a_ok[i] = r < rows;
     const size_t row = kUp ? size_t(pair_of_row[r] / g.k) : size_t(row0 + r);
@@ -161,7 +163,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
   }
   auto load_a = [&](int buf, int kt) {
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < AC; ++i) {
       const int c = tid + i * kGemmThreads, r = c >> 3, cc = c & 7;
       cp_async16(sA + (buf * kBM + r) * kLds + cc * 8, a_ok[i] ? a_src[i] + kt * kBK : g.a, a_ok[i]);
     }
@@ -189,8 +191,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
     for (int i = 0; i < 4; ++i) dst[i] = make_uint4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
   };
 
-  const int warp = tid >> 5, lane = tid & 31, wm = warp >> 2, wn = warp & 3;
-  float acc[2][4][4] = {};
+  const int warp = tid >> 5, lane = tid & 31, wm = warp / WN, wn = warp % WN;
+  float acc[2][NI][4] = {};
   const int nk = g.K / kBK;
   load_a(0, 0);
   cp_async_commit();
@@ -209,18 +211,18 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
     const uint16_t* b_tile = sB + cur * kBN * kLds;
 #pragma unroll
     for (int kk = 0; kk < kBK / 16; ++kk) {
-      uint32_t af[2][4], bf[2][4];
+      uint32_t af[2][4], bf[NI / 2][4];
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
         ldmatrix_x4(af[mi], a_tile + (wm * 32 + mi * 16 + (lane & 15)) * kLds + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
-      for (int nj = 0; nj < 2; ++nj)
-        ldmatrix_x4(bf[nj], b_tile + (wn * 32 + nj * 16 + (lane & 7) + (lane >> 4) * 8) * kLds + kk * 16 +
+      for (int nj = 0; nj < NI / 2; ++nj)
+        ldmatrix_x4(bf[nj], b_tile + (wn * NI * 8 + nj * 16 + (lane & 7) + (lane >> 4) * 8) * kLds + kk * 16 +
                                 ((lane >> 3) & 1) * 8);
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
+        for (int ni = 0; ni < NI; ++ni)
           mma_bf16(acc[mi][ni], af[mi], bf[ni >> 1][(ni & 1) * 2], bf[ni >> 1][(ni & 1) * 2 + 1]);
     }
     if (kt + 1 < nk) {
@@ -235,8 +237,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni) {
-      const int col = n0 + wn * 32 + ni * 8 + gc;
+    for (int ni = 0; ni < NI; ++ni) {
+      const int col = n0 + wn * NI * 8 + ni * 8 + gc;
       if (col >= g.N) continue;
       const float bias0 = g.bias[size_t(e) * g.N + col], bias1 = g.bias[size_t(e) * g.N + col + 1];
 #pragma unroll
@@ -451,6 +453,35 @@ __global__ void __launch_bounds__(kAttnThreads) attention_prefill_kernel(Attenti
   }
 }
 
+// The route and the two expert GEMMs with BM-row tiles.
+template <int BM>
+void moe_gemms(const MoePrefillArgs& args, const MoeWorkspace& ws, cudaStream_t stream) {
+  const int T = args.T, H = args.H, I = args.I, E = args.E, k = args.k, Tk = T * k;
+  constexpr size_t smem = gemm_smem(BM);
+  // Per device (cheap; not a stream operation, so allowed while capturing a graph).
+  EMBER_CUDA_CHECK(cudaFuncSetAttribute(moe_gemm_kernel<true, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  EMBER_CUDA_CHECK(cudaFuncSetAttribute(moe_gemm_kernel<false, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+
+  moe_route_kernel<<<1, 1024, 0, stream>>>(args.idx, Tk, E, BM, ws.offsets, ws.sorted, ws.tiles, ws.n_tiles);
+  EMBER_CUDA_LAUNCHED();
+  const unsigned row_tiles = unsigned(max_row_tiles(Tk, E, BM));
+
+  MoeGemm up{};
+  up.a = args.a, up.blocks = args.w1_blocks, up.scales = args.w1_scales, up.bias = args.b1;
+  up.N = 2 * I, up.K = H, up.k = k;
+  up.sorted = ws.sorted, up.offsets = ws.offsets, up.tiles = ws.tiles, up.n_tiles = ws.n_tiles;
+  up.act = ws.act, up.limit = args.swiglu_limit;
+  moe_gemm_kernel<true, BM><<<dim3(row_tiles, unsigned((up.N + kBN - 1) / kBN)), kGemmThreads, smem, stream>>>(up);
+  EMBER_CUDA_LAUNCHED();
+
+  MoeGemm down = up;
+  down.a = ws.act, down.blocks = args.w2_blocks, down.scales = args.w2_scales, down.bias = args.b2;
+  down.N = H, down.K = I;
+  down.act = nullptr, down.weight = args.weight, down.y = ws.y;
+  moe_gemm_kernel<false, BM><<<dim3(row_tiles, unsigned((H + kBN - 1) / kBN)), kGemmThreads, smem, stream>>>(down);
+  EMBER_CUDA_LAUNCHED();
+}
+
 }  // namespace
 
 size_t moe_prefill_workspace_bytes(int T, int H, int I, int E, int k) {
@@ -465,30 +496,13 @@ void moe_prefill(const MoePrefillArgs& args, cudaStream_t stream) {
   if (T == 0) return;
   if (reinterpret_cast<uintptr_t>(args.workspace) % 256 != 0)
     throw_error("moe_prefill: workspace must be 256-byte aligned");
-  const int Tk = T * k;
+  if (args.tile_rows != 64 && args.tile_rows != 128)
+    throw_error("moe_prefill: tile_rows {} (expected 64 or 128)", args.tile_rows);
   const MoeWorkspace ws = moe_workspace(args.workspace, T, H, I, E, k);
-  // Per device (cheap; not a stream operation, so allowed while capturing a graph).
-  EMBER_CUDA_CHECK(cudaFuncSetAttribute(moe_gemm_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemmSmem)));
-  EMBER_CUDA_CHECK(cudaFuncSetAttribute(moe_gemm_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemmSmem)));
-
-  moe_route_kernel<<<1, 1024, 0, stream>>>(args.idx, Tk, E, ws.offsets, ws.sorted, ws.tiles, ws.n_tiles);
-  EMBER_CUDA_LAUNCHED();
-  const unsigned row_tiles = unsigned(max_row_tiles(Tk, E));
-
-  MoeGemm up{};
-  up.a = args.a, up.blocks = args.w1_blocks, up.scales = args.w1_scales, up.bias = args.b1;
-  up.N = 2 * I, up.K = H, up.k = k;
-  up.sorted = ws.sorted, up.offsets = ws.offsets, up.tiles = ws.tiles, up.n_tiles = ws.n_tiles;
-  up.act = ws.act, up.limit = args.swiglu_limit;
-  moe_gemm_kernel<true><<<dim3(row_tiles, unsigned((up.N + kBN - 1) / kBN)), kGemmThreads, kGemmSmem, stream>>>(up);
-  EMBER_CUDA_LAUNCHED();
-
-  MoeGemm down = up;
-  down.a = ws.act, down.blocks = args.w2_blocks, down.scales = args.w2_scales, down.bias = args.b2;
-  down.N = H, down.K = I;
-  down.act = nullptr, down.weight = args.weight, down.y = ws.y;
-  moe_gemm_kernel<false><<<dim3(row_tiles, unsigned((H + kBN - 1) / kBN)), kGemmThreads, kGemmSmem, stream>>>(down);
-  EMBER_CUDA_LAUNCHED();
+  if (args.tile_rows == 128)
+    moe_gemms<128>(args, ws, stream);
+  else
+    moe_gemms<kBM>(args, ws, stream);
 
   const int64_t n4 = int64_t(T) * (H / 4);
   const int blocks = int(std::min<int64_t>((n4 + 255) / 256, 4096));

@@ -27,6 +27,7 @@ struct MoePrefillArgs {
   const float* b2 = nullptr;          // [E, H]
   float* x = nullptr;                 // [T, H] f32 residual stream, updated in place
   void* workspace = nullptr;          // moe_prefill_workspace_bytes(...) bytes, 256-byte aligned
+  int tile_rows = 64;                 // (token, slot) rows a GEMM tile: 64 or 128
 };
 size_t moe_prefill_workspace_bytes(int T, int H, int I, int E, int k);
 void moe_prefill(const MoePrefillArgs& args, cudaStream_t stream);
