@@ -213,18 +213,22 @@ TEST_P(GptOssCuda, DecodeAttentionSharesMergeAsOneBlock) {
   setenv("EMBER_GPT_OSS_EXPERTS", "f32", 1);
   setenv("EMBER_GPT_OSS_ATTN_SHARE", "3", 1);
   CausalLM split(*gpu_, 256, 16, Engine::Fused);
+  setenv("EMBER_GPT_OSS_ATTN_SHARE", "1", 1);  // a key a block: up to 48 shares, past the merge's first 32 lanes
+  CausalLM single(*gpu_, 256, 16, Engine::Fused);
   setenv("EMBER_GPT_OSS_ATTN_SHARE", "100000", 1);  // one block a KV head
   CausalLM whole(*gpu_, 256, 16, Engine::Fused);
   unsetenv("EMBER_GPT_OSS_ATTN_SHARE");
   unsetenv("EMBER_GPT_OSS_EXPERTS");
   std::span<const int32_t> head(prompt_.data(), 16);
-  (void)split.forward(head, 0, false), (void)whole.forward(head, 0, false);
+  (void)split.forward(head, 0, false), (void)single.forward(head, 0, false), (void)whole.forward(head, 0, false);
   for (size_t i = 16; i < prompt_.size(); ++i) {
     const Tensor a = split.forward(std::span(&prompt_[i], 1), int64_t(i), false);
+    const Tensor c = single.forward(std::span(&prompt_[i], 1), int64_t(i), false);
     const Tensor b = whole.forward(std::span(&prompt_[i], 1), int64_t(i), false);
+    const auto want = b.to(Device::cpu()).to_vector<float>();
     // Summation order differs; 25 steps on, the H100 measured at most 1.6e-4 apart (logits ~4).
-    ASSERT_TRUE(test::all_close(a.to(Device::cpu()).to_vector<float>(), b.to(Device::cpu()).to_vector<float>(), 1e-3f, 2e-3f))
-        << "position " << i;
+    ASSERT_TRUE(test::all_close(a.to(Device::cpu()).to_vector<float>(), want, 1e-3f, 2e-3f)) << "position " << i;
+    ASSERT_TRUE(test::all_close(c.to(Device::cpu()).to_vector<float>(), want, 1e-3f, 2e-3f)) << "position " << i;
   }
 }
 
