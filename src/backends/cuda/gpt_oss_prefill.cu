@@ -82,7 +82,7 @@ __device__ __forceinline__ uint32_t ue8_bf16x2(uint32_t s) {
 
 // Expert GEMM tile: BM (token, slot) rows x kBN weight rows, kBK inputs per step; 8 warps as
 // BM/32 (rows) x 8/(BM/32) (weight rows), each 32 rows. Shared rows padded to kLds halves
-// (conflict-free ldmatrix). BM is 64 or 128: a tile's decoded weights serve BM rows.
+// (conflict-free ldmatrix). BM is 64 (kBM) or 128: a tile's decoded weights serve BM rows.
 constexpr int kBM = 64, kBN = 128, kBK = 64, kLds = kBK + 8, kGemmThreads = 256;
 constexpr int kMaxExperts = 256;
 constexpr size_t gemm_smem(int bm) { return size_t(2) * (bm + kBN) * kLds * sizeof(uint16_t); }
@@ -134,24 +134,24 @@ __global__ void moe_route_kernel(const int32_t* idx, int Tk, int E, int bm, int*
 
 // kUp: act = swiglu(W1[e] a + b1[e]) (pairs of weight rows glu/lin -> one act column, bf16).
 // !kUp: y[pair] = weight[pair] * (W2[e] act + b2[e]) (f32).
-template <bool kUp, int kBM>
+template <bool kUp, int BM>
 __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
-  constexpr int WM = kBM / 32, WN = 8 / WM, NI = kBN / WN / 8;  // warps along rows/columns; 8-column tiles a warp
+  constexpr int WM = BM / 32, WN = 8 / WM, NI = kBN / WN / 8;  // warps along rows/columns; 8-column tiles a warp
   if (int(blockIdx.x) >= *g.n_tiles) return;
   const int2 tile = g.tiles[blockIdx.x];
-  const int e = tile.x, row0 = tile.y, rows = ::min(kBM, g.offsets[e + 1] - row0);
+  const int e = tile.x, row0 = tile.y, rows = ::min(BM, g.offsets[e + 1] - row0);
   const int n0 = blockIdx.y * kBN;
 
   extern __shared__ __align__(16) uint16_t smem[];
-  uint16_t* sA = smem;                   // [2][kBM][kLds]
-  uint16_t* sB = smem + 2 * kBM * kLds;  // [2][kBN][kLds]
-  __shared__ int pair_of_row[kBM];
+  uint16_t* sA = smem;                   // [2][BM][kLds]
+  uint16_t* sB = smem + 2 * BM * kLds;  // [2][kBN][kLds]
+  __shared__ int pair_of_row[BM];
   const int tid = threadIdx.x;
-  if (tid < kBM) pair_of_row[tid] = tid < rows ? g.sorted[row0 + tid] : 0;
+  if (tid < BM) pair_of_row[tid] = tid < rows ? g.sorted[row0 + tid] : 0;
   __syncthreads();
 
-  // A: kBM/32 chunks of 8 inputs a thread per step.
-  constexpr int AC = kBM * 8 / kGemmThreads;
+  // A: BM/32 chunks of 8 inputs a thread per step.
+  constexpr int AC = BM * 8 / kGemmThreads;
   const uint16_t* a_src[AC];
   bool a_ok[AC];
 #pragma unroll
@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
 #pragma unroll
     for (int i = 0; i < AC; ++i) {
       const int c = tid + i * kGemmThreads, r = c >> 3, cc = c & 7;
-      cp_async16(sA + (buf * kBM + r) * kLds + cc * 8, a_ok[i] ? a_src[i] + kt * kBK : g.a, a_ok[i]);
+      cp_async16(sA + (buf * BM + r) * kLds + cc * 8, a_ok[i] ? a_src[i] + kt * kBK : g.a, a_ok[i]);
     }
   };
   // B: one MXFP4 block (32 inputs of one weight row) a thread per step, decoded into shared bf16.
@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) moe_gemm_kernel(MoeGemm g) {
       cp_async_commit();
       fetch_b(kt + 1);
     }
-    const uint16_t* a_tile = sA + cur * kBM * kLds;
+    const uint16_t* a_tile = sA + cur * BM * kLds;
     const uint16_t* b_tile = sB + cur * kBN * kLds;
 #pragma unroll
     for (int kk = 0; kk < kBK / 16; ++kk) {
