@@ -1360,6 +1360,7 @@ class CudaGptOss final : public GptOssRuntime {
                             &tokens_, &pos_dev_})
       if (t->defined()) workspace_bytes_ += t->nbytes();
     for (const auto& b : layers_) workspace_bytes_ += b.k_cache.nbytes() + b.v_cache.nbytes();
+    if (tiled_moe_) workspace_bytes_ += moe_workspace_.nbytes();
     set_position(0);
   }
 
