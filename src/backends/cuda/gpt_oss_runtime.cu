@@ -1781,9 +1781,9 @@ class CudaGptOss final : public GptOssRuntime {
         ma.w2_blocks = b.w2b, ma.w2_scales = b.w2s, ma.b2 = dptr<float>(b.b2);
         ma.x = dptr<float>(x_), ma.workspace = moe_workspace_.raw_data();
         // 128-row tiles once an expert averages 64 rows: each decoded weight tile serves twice the
-        // rows (the MXFP4 decode, not the products, bounds these GEMMs). On an H100 (20b) they
-        // were faster at 512 / 2048 / 8192 tokens: 17.1k / 22.5k / 35.0k tok/s against 16.1k /
-        // 17.8k / 29.6k; fewer rows were not measured.
+        // rows (the MXFP4 decode, not the products, bounds these GEMMs). On an H100, 20b at 8192
+        // tokens: 35.7k tok/s against 29.9k; 120b at 512 tokens (16 rows an expert) was slower
+        // with them (4.6k against 5.9k).
         ma.tile_rows = moe_tile_rows_ ? moe_tile_rows_ : T * k >= 64 * E ? 128 : 64;
         gpt_oss::moe_prefill(ma, stream_);
       } else {
@@ -1833,7 +1833,6 @@ class CudaGptOss final : public GptOssRuntime {
     return s == "f32" ? Experts::F32 : s == "int8" ? Experts::Int8 : Experts::Bf16;
   }();
   int act_exp_ = 0;
-  // The bf16 experts' up kernel takes decode's top-k from the router's logits itself.
   // Rows a prefill expert-GEMM tile (EMBER_GPT_OSS_MOE_TILE_ROWS=64|128; unset: by rows an expert).
   int moe_tile_rows_ = [] {
     const char* v = std::getenv("EMBER_GPT_OSS_MOE_TILE_ROWS");
@@ -1841,6 +1840,7 @@ class CudaGptOss final : public GptOssRuntime {
     EMBER_CHECK(s.empty() || s == "64" || s == "128", "EMBER_GPT_OSS_MOE_TILE_ROWS={}: expected 64 or 128", s);
     return s.empty() ? 0 : std::stoi(s);
   }();
+  // The bf16 experts' up kernel takes decode's top-k from the router's logits itself.
   bool topk_in_experts() const { return experts_ == Experts::Bf16 && d_.experts <= 256; }
   // The first batch of q/k/v and output-projection weights is loaded before a kernel waits for the
   // previous one (EMBER_GPT_OSS_PRELOAD=0: after, to measure what it gains).
