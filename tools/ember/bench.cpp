@@ -63,10 +63,8 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
     bo.device = global.parsed_device();
     EMBER_CHECK(o->temperature > 0 || (o->top_p == 1.0f && o->top_k == 0),
                 "--top-p and --top-k need --temperature > 0 (decode is greedy without it)");
-    if (o->temperature > 0) {
+    if (o->temperature > 0)  // checked by bench() before it loads the model
       bo.sampling = generate::SamplingConfig{.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p};
-      bo.sampling->validate();
-    }
     // On CUDA the matrix of the GPU issue by default; a lone 0 / -1 turns a part off.
     bo.prefill_lengths = o->prefill;
     bo.decode_contexts = o->decode_context;

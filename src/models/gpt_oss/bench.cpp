@@ -39,6 +39,7 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
   EMBER_CHECK(o.prompt_tokens > 0, "bench: prompt_tokens must be positive, got {}", o.prompt_tokens);
   EMBER_CHECK(o.decode_tokens >= 0, "bench: decode_tokens must not be negative, got {}", o.decode_tokens);
   EMBER_CHECK(o.max_chunk > 0, "bench: max_chunk must be positive, got {}", o.max_chunk);
+  if (o.sampling) o.sampling->validate();  // before loading the model
   auto report = [&](const char* phase, uint64_t done, uint64_t total) {
     if (o.progress) o.progress(phase, done, total);
   };
@@ -59,7 +60,6 @@ BenchResult bench(const std::string& dir, const BenchOptions& o) {
                 c.context_length());
   r.prompt_tokens = o.prompt_tokens;
   r.decode_tokens = o.decode_tokens;
-  if (o.sampling) o.sampling->validate();
   Generator gen(o.seed);
   // `count` steps from `token`: greedy, or fed once and then sampled (count forwards either way).
   auto decode_steps = [&](CausalLM& lm, int32_t token, int64_t count,
