@@ -356,9 +356,10 @@ Tensor WorldModel::forward_block(const Tensor& x, const std::vector<float>& t, c
               "world: block {} does not match the state (batch {}, {}x{})", x.shape().str(),
               st.batch, st.height, st.width);
   const int64_t start = st.next_frame;
-  Tensor out = run(x, t, mouse, keyboard, start, &st);
+  std::vector<double> camera_after;
+  Tensor out = run(x, t, mouse, keyboard, start, &st, commit && config_.camera_heads > 0 ? &camera_after : nullptr);
   if (commit) {
-    if (config_.camera_heads > 0) st.camera = cameras(mouse, &st, start, x.dim(2)).back();
+    if (config_.camera_heads > 0) st.camera = std::move(camera_after);
     st.next_frame = start + x.dim(2);
   } else {
     const int64_t S = (st.height / config_.patch[1]) * (st.width / config_.patch[2]);
@@ -370,7 +371,8 @@ Tensor WorldModel::forward_block(const Tensor& x, const std::vector<float>& t, c
 }
 
 Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Tensor& mouse,
-                       const Tensor& keyboard, int64_t start, WorldState* st) const {
+                       const Tensor& keyboard, int64_t start, WorldState* st,
+                       std::vector<double>* camera_after) const {
   const auto& c = config_;
   const auto& m = *impl_;
   const auto& a = c.action;
@@ -436,7 +438,9 @@ Tensor WorldModel::run(const Tensor& x_in, const std::vector<float>& t, const Te
   if (c.camera_heads > 0) {
     const double ky = c.camera_pan / double(c.patch[1]), kx = c.camera_pan / double(c.patch[2]);
     std::vector<std::vector<std::array<double, 3>>> pos(static_cast<size_t>(B));
-    const auto cams = cameras(mouse, st, start, F - 1);  // frames start .. end - 1
+    // frames start .. end - 1, and the frame after when asked
+    const auto cams = cameras(mouse, st, start, camera_after ? F : F - 1);
+    if (camera_after) *camera_after = cams.back();
     for (int64_t f = 0; f < F; ++f) {
       const std::vector<double>& cam = cams[size_t(f)];
       for (int64_t b = 0; b < B; ++b)

@@ -127,8 +127,11 @@ class WorldModel {
 
  private:
   struct Impl;
+  // camera_after (camera heads): also gets the camera after the block's last frame, what a
+  // committed block leaves in the state, from the same host copy of the mouse.
   Tensor run(const Tensor& x, const std::vector<float>& t, const Tensor& mouse,
-             const Tensor& keyboard, int64_t start_frame, WorldState* state) const;
+             const Tensor& keyboard, int64_t start_frame, WorldState* state,
+             std::vector<double>* camera_after = nullptr) const;
   // The camera ([batch * 2] mouse sums) at frames start .. start + frames: the state's (zeros
   // without a state) plus the mouse of the raw frames in between, copied to the host once.
   std::vector<std::vector<double>> cameras(const Tensor& mouse, const WorldState* state, int64_t start,
